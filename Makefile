@@ -1,0 +1,37 @@
+# Two commands do everything on a fresh machine:  make run   |   make test
+# Both are idempotent: a second call skips every step that is already done.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+
+.PHONY: run test lint bench setup data
+
+run: $(VENV)/.stamp-app data
+	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
+
+test: $(VENV)/.stamp-dev data
+	scripts/ensure_system.sh browser
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.stamp-dev
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: $(VENV)/.stamp-app data
+	$(BIN)/python benchmarks/train_bench.py
+
+setup: $(VENV)/.stamp-dev data
+
+data:
+	@scripts/ensure_system.sh data
+
+$(VENV)/bin/python:
+	$(PY) -m venv $(VENV)
+
+$(VENV)/.stamp-app: requirements.txt | $(VENV)/bin/python
+	$(BIN)/pip install -q -r requirements.txt
+	@touch $@
+
+$(VENV)/.stamp-dev: requirements-dev.txt $(VENV)/.stamp-app
+	$(BIN)/pip install -q -r requirements-dev.txt
+	@touch $@

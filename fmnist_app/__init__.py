@@ -1,0 +1,1 @@
+"""Streamlit-only glue shared by the pages (the sidebar, the training job registry)."""

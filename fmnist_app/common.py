@@ -1,0 +1,69 @@
+"""What every page shows and needs: the sidebar (data, device, active model) and data status.
+
+Call ``page_setup(title)`` first thing on every page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+import torch
+
+from fmnist_core import DataError, active_run, load_dataset
+from fmnist_core.runs import runs_dir
+
+TRAIN_PAGE = "pages/1_Train.py"
+CONFUSION_PAGE = "pages/2_Confusion_matrix.py"
+SKETCH_PAGE = "pages/3_Sketch.py"
+
+
+@dataclass(frozen=True)
+class DataStatus:
+    ok: bool
+    source: str  # where the data came from, or the error message
+    summary: str  # "60,000 train + 10,000 test images"
+
+
+@st.cache_resource(show_spinner="Loading Fashion-MNIST ...")
+def _data_status(data_dir: str | None) -> DataStatus:
+    try:
+        ds = load_dataset(data_dir)
+    except DataError as exc:
+        return DataStatus(False, str(exc), "")
+    return DataStatus(True, ds.source, ds.summary)
+
+
+def data_status() -> DataStatus:
+    """Cached per process; a failure is not cached, so installing the data then reloading works."""
+    status = _data_status(None)
+    if not status.ok:
+        _data_status.clear()
+    return status
+
+
+def device_label() -> str:
+    if torch.cuda.is_available():
+        return f"CUDA GPU ({torch.cuda.get_device_name(0)})"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def show_data_error(status: DataStatus) -> None:
+    st.error("**No dataset.** " + status.source.replace("\n", "  \n"))
+
+
+def page_setup(title: str, icon: str = "👕") -> DataStatus:
+    """Page config + the sidebar every page shows; returns the data status."""
+    st.set_page_config(page_title=f"{title} - Fashion-MNIST CNN", page_icon=icon, layout="wide")
+    status = data_status()
+    with st.sidebar:
+        st.markdown("### Fashion-MNIST CNN")
+        if status.ok:
+            st.caption(f"**Data:** {status.summary}  \nfrom {status.source}")
+        else:
+            st.caption("**Data:** not found (see the page)")
+        st.caption(f"**Device:** {device_label()}")
+        run = active_run()
+        st.caption(f"**Active model:** {run.label() if run else 'none yet - train one'}")
+        st.caption(f"**Runs folder:** {runs_dir()}")
+    return status

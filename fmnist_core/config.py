@@ -1,0 +1,141 @@
+"""Training configuration: one frozen, typed object, its allowed ranges and the presets.
+
+    cfg = TrainConfig(epochs=3, lr=0.05)        # raises ConfigError on a bad value
+    cfg = preset("seed").replace(epochs=2)
+    TrainConfig.from_dict(json.load(f))         # round-trips to_dict()
+
+The CLI maps flags onto it and the Train page builds it from widgets; every range below is
+the single source for both (``RANGES`` / ``CHOICES``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+OPTIMIZER_LABELS = {
+    "sgd": "SGD",
+    "momentum": "SGD + momentum",
+    "adam": "Adam",
+    "adamw": "AdamW",
+}
+ARCHS = ("notebook", "bn3")
+SCHEDULES = ("constant", "onecycle")
+DEVICES = ("auto", "cpu", "cuda")
+IMAGE_SIZES = (16, 28)
+MAX_TRAIN = 60_000
+
+
+class ConfigError(ValueError):
+    """A configuration value outside its allowed range; the message says what is allowed."""
+
+
+# field -> (low, high, explanation). Inclusive bounds.
+RANGES: dict[str, tuple[float, float, str]] = {
+    "epochs": (1, 30, "number of passes over the training set"),
+    "lr": (1e-4, 1.0, "learning rate (step size of the optimizer)"),
+    "batch_size": (16, 1024, "images per gradient step"),
+    "conv1": (1, 128, "filters in the first conv layer"),
+    "conv2": (1, 256, "filters in the second conv layer"),
+    "momentum": (0.0, 0.99, "momentum of SGD + momentum (beta1 for Adam)"),
+    "weight_decay": (0.0, 0.1, "L2 weight decay"),
+    "label_smoothing": (0.0, 0.3, "label smoothing of the cross-entropy"),
+    "seed": (0, 2**31 - 1, "random seed (same seed, same numbers)"),
+    "train_subset": (100, MAX_TRAIN, "training images used, stratified by class (0 = all)"),
+}
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "optimizer": OPTIMIZERS,
+    "image_size": IMAGE_SIZES,
+    "device": DEVICES,
+    "arch": ARCHS,
+    "schedule": SCHEDULES,
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 5
+    lr: float = 0.1
+    batch_size: int = 100
+    image_size: int = 16  # 16 = the notebook's resize; 28 = the original images
+    conv1: int = 16  # channels of the first conv layer
+    conv2: int = 32  # channels of the second conv layer
+    optimizer: str = "sgd"  # one of OPTIMIZERS
+    momentum: float = 0.9  # only used by "momentum" (and as Adam's beta1)
+    weight_decay: float = 0.0
+    seed: int = 0
+    train_subset: int = 0  # 0 = all 60,000 training images
+    device: str = "auto"  # "auto" picks CUDA when available
+    arch: str = "notebook"  # "notebook" = the seed CNN; "bn3" = 3 conv blocks + batch-norm
+    schedule: str = "constant"  # learning-rate schedule over the whole run
+    label_smoothing: float = 0.0
+    augment: bool = False  # random shifts/flips on tensors, on the training set only
+    name: str = field(default="custom", compare=False)  # preset it came from, for display
+
+    def __post_init__(self) -> None:
+        errors = validation_errors(self)
+        if errors:
+            raise ConfigError("; ".join(errors))
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a saved dict; unknown keys are ignored, missing ones take defaults."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def describe_range(name: str) -> str:
+    """'lr must be between 0.0001 and 1 (learning rate ...)' - used in every error message."""
+    if name in RANGES:
+        low, high, what = RANGES[name]
+        extra = " or 0 for all" if name == "train_subset" else ""
+        return f"{name} must be between {low:g} and {high:g}{extra} ({what})"
+    return f"{name} must be one of {', '.join(map(str, CHOICES[name]))}"
+
+
+def validation_errors(cfg: TrainConfig) -> list[str]:
+    """Every problem with ``cfg``, each explaining the allowed values; empty when valid."""
+    errors = []
+    for name, (low, high, _) in RANGES.items():
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            errors.append(f"{describe_range(name)}; got {value!r}")
+            continue
+        if name == "train_subset" and value == 0:
+            continue
+        if not math.isfinite(value) or not low <= value <= high:
+            errors.append(f"{describe_range(name)}; got {value!r}")
+        elif name not in ("lr", "momentum", "weight_decay", "label_smoothing") and value != int(value):
+            errors.append(f"{name} must be a whole number; got {value!r}")
+    for name, allowed in CHOICES.items():
+        if getattr(cfg, name) not in allowed:
+            errors.append(f"{describe_range(name)}; got {getattr(cfg, name)!r}")
+    if not errors and cfg.train_subset and cfg.train_subset < cfg.batch_size:
+        errors.append(
+            f"train_subset ({cfg.train_subset}) must be at least batch_size ({cfg.batch_size})"
+        )
+    return errors
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # The classic notebook, exactly: 16x16, 16/32 channels, SGD lr 0.1, batch 100, 5 epochs.
+    "seed": TrainConfig(name="seed"),
+    # A one-minute look at learning: 1/10 of the data, 3 epochs.
+    "quick": TrainConfig(name="quick", epochs=3, train_subset=6000),
+}
+
+
+def preset(name: str) -> TrainConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None

@@ -1,0 +1,66 @@
+"""The CNNs. ``build_model(config)`` picks the architecture named by ``config.arch``.
+
+- ``notebook``: the classic notebook's network (conv 5x5 pad 2 -> ReLU -> maxpool 2, twice,
+  then one linear layer), with its channel counts and input size as parameters.
+- ``bn3``: three conv blocks with batch-norm, used by the ``strong`` preset.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fmnist_core.config import TrainConfig
+from fmnist_core.data import NUM_CLASSES
+
+
+class NotebookCNN(nn.Module):
+    def __init__(self, conv1: int = 16, conv2: int = 32, image_size: int = 16) -> None:
+        super().__init__()
+        self.cnn1 = nn.Conv2d(1, conv1, kernel_size=5, padding=2)
+        self.cnn2 = nn.Conv2d(conv1, conv2, kernel_size=5, padding=2)
+        self.pool = nn.MaxPool2d(2)
+        side = image_size // 4
+        self.fc1 = nn.Linear(conv2 * side * side, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 1, S, S)
+        x = self.pool(torch.relu(self.cnn1(x)))  # (B, c1, S/2, S/2)
+        x = self.pool(torch.relu(self.cnn2(x)))  # (B, c2, S/4, S/4)
+        return self.fc1(x.flatten(1))  # (B, 10) logits
+
+
+def _block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+    )
+
+
+class BN3CNN(nn.Module):
+    """Three batch-norm conv blocks (c1, c2, 2*c2 channels), global average pool, linear."""
+
+    def __init__(self, conv1: int = 32, conv2: int = 64) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            _block(1, conv1), _block(conv1, conv2), _block(conv2, 2 * conv2)
+        )
+        self.head = nn.Linear(2 * conv2, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 1, S, S)
+        x = self.features(x)  # (B, 2*c2, S/8, S/8)
+        return self.head(x.mean(dim=(2, 3)))  # (B, 10) logits
+
+
+def build_model(config: TrainConfig) -> nn.Module:
+    if config.arch == "bn3":
+        return BN3CNN(config.conv1, config.conv2)
+    return NotebookCNN(config.conv1, config.conv2, config.image_size)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,310 @@
+"""Runs on disk: every training is a folder that rebuilds its model without recomputing.
+
+    rec = RunRecorder.create(cfg)                 # runs/<id>/ with status "running"
+    for event in rec.record(train(cfg)): ...      # saves history, weights, predictions
+    runs = list_runs()                            # newest first, broken folders skipped
+    model = runs[0].load_model(epoch=3)           # weights_only=True, always
+
+Layout of ``runs/<id>/``: ``config.json``, ``status.json``, ``history.json`` (one row per
+epoch), ``labels.pt`` (test labels), ``epoch_NNN.pt`` (weights) and ``probs_NNN.pt``
+(test-set probabilities, float16) per epoch, ``model.pt`` (the final weights). Every write
+is atomic. A run still "running" whose process is gone is reported as "interrupted".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import secrets
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fmnist_core.atomic import atomic_torch_save, atomic_write_json
+from fmnist_core.config import ConfigError, TrainConfig
+from fmnist_core.data import load_tensors
+from fmnist_core.model import build_model
+from fmnist_core.train import EpochEnd, Event, RunEnd, Started, train
+
+log = logging.getLogger(__name__)
+PROJECT_RUNS_DIR = Path(__file__).resolve().parent.parent / "runs"
+HISTORY_KEYS = ("epoch", "cost", "train_loss", "val_loss", "val_acc", "seconds", "elapsed_s")
+ACTIVE_FILE = "active.json"
+
+
+class RunError(RuntimeError):
+    """A run cannot be read or written; the message names the run and the file."""
+
+
+def runs_dir(path: str | Path | None = None) -> Path:
+    """The runs directory: the argument, else ``FMNIST_RUNS_DIR``, else ``./runs``."""
+    return Path(path or os.environ.get("FMNIST_RUNS_DIR") or PROJECT_RUNS_DIR).expanduser()
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (guards against PID reuse), None if unknown."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(info: dict[str, Any]) -> bool:
+    if info.get("host") != socket.gethostname():
+        return True  # another machine's run: we cannot tell, trust its status
+    pid = info.get("pid")
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, TypeError, ValueError):
+        return False
+    started = info.get("proc_start")
+    return started is None or _process_start(int(pid)) in (None, started)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"{path} is missing") from None
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path} is unreadable or corrupt: {exc}") from exc
+
+
+def load_weights(path: Path) -> Any:
+    """``torch.load`` with ``weights_only=True``: a foreign pickle is refused, never run."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise RunError(f"{path} is missing") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise RunError(
+            f"refused to load {path}: not a plain weights file or corrupt ({exc.__class__.__name__})"
+        ) from exc
+
+
+@dataclass
+class Run:
+    """A run folder read from disk."""
+
+    path: Path
+    config: TrainConfig
+    info: dict[str, Any]  # status.json
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def status(self) -> str:
+        status = self.info.get("status", "unknown")
+        if status == "running" and not _alive(self.info):
+            return "interrupted"
+        return status
+
+    @property
+    def epochs(self) -> list[int]:
+        return [int(row["epoch"]) for row in self.history]
+
+    @property
+    def final_val_acc(self) -> float | None:
+        return self.history[-1]["val_acc"] if self.history else None
+
+    def label(self) -> str:
+        acc = f"{self.final_val_acc:.1%}" if self.final_val_acc is not None else "-"
+        return f"{self.id} ({self.status}, {len(self.history)} ep, {acc})"
+
+    def _epoch(self, epoch: int | None) -> int:
+        if not self.history:
+            raise RunError(f"run {self.id} has no completed epoch")
+        epoch = self.epochs[-1] if epoch is None else epoch
+        if epoch not in self.epochs:
+            raise RunError(f"run {self.id} has no epoch {epoch}; it has {self.epochs}")
+        return epoch
+
+    def load_model(self, epoch: int | None = None) -> nn.Module:
+        """The model after ``epoch`` (default: the last), in eval mode, on the CPU."""
+        path = self.path / f"epoch_{self._epoch(epoch):03d}.pt"
+        model = build_model(self.config)
+        try:
+            model.load_state_dict(load_weights(path))
+        except RuntimeError as exc:  # wrong shapes or keys
+            raise RunError(f"{path} does not match the run's model: {exc}") from exc
+        return model.eval()
+
+    def probs(self, epoch: int | None = None) -> torch.Tensor:
+        """Test-set probabilities (N, 10) float32 after ``epoch`` (default: the last)."""
+        tensor = load_weights(self.path / f"probs_{self._epoch(epoch):03d}.pt")
+        if not isinstance(tensor, torch.Tensor) or tensor.ndim != 2:
+            raise RunError(f"{self.path} has malformed predictions for epoch {epoch}")
+        return tensor.float()
+
+    def labels(self) -> torch.Tensor:
+        return load_weights(self.path / "labels.pt").long()
+
+
+def load_run(path: str | Path) -> Run:
+    """Read one run folder; raises RunError naming the broken file."""
+    path = Path(path)
+    try:
+        config = TrainConfig.from_dict(_read_json(path / "config.json"))
+    except (ConfigError, TypeError) as exc:
+        raise RunError(f"{path / 'config.json'} is invalid: {exc}") from exc
+    info = _read_json(path / "status.json")
+    history = _read_json(path / "history.json")
+    if not isinstance(info, dict) or not isinstance(history, list):
+        raise RunError(f"{path} has malformed status.json or history.json")
+    run = Run(path, config, info, history)
+    for epoch in run.epochs:
+        for name in (f"epoch_{epoch:03d}.pt", f"probs_{epoch:03d}.pt"):
+            if not (path / name).is_file():
+                raise RunError(f"{path / name} is missing")
+    if run.history and not (path / "labels.pt").is_file():
+        raise RunError(f"{path / 'labels.pt'} is missing")
+    return run
+
+
+def scan_runs(directory: str | Path | None = None) -> tuple[list[Run], list[str]]:
+    """(runs newest first, one warning per broken folder that was skipped)."""
+    root = runs_dir(directory)
+    if not root.is_dir():
+        return [], []
+    runs, warnings = [], []
+    for child in sorted(root.iterdir(), reverse=True):
+        if not child.is_dir() or child.name.startswith("."):
+            continue
+        try:
+            runs.append(load_run(child))
+        except RunError as exc:
+            warnings.append(f"skipped run {child.name}: {exc}")
+            log.warning("skipped run %s: %s", child.name, exc)
+    return runs, warnings
+
+
+def list_runs(directory: str | Path | None = None) -> list[Run]:
+    return scan_runs(directory)[0]
+
+
+def find_run(run_id: str, directory: str | Path | None = None) -> Run:
+    root = runs_dir(directory)
+    path = root / run_id
+    if "/" in run_id or run_id.startswith(".") or not path.is_dir():
+        raise RunError(f"no run {run_id!r} in {root}")
+    return load_run(path)
+
+
+def set_active(run_id: str, directory: str | Path | None = None) -> None:
+    atomic_write_json(runs_dir(directory) / ACTIVE_FILE, {"run_id": run_id})
+
+
+def active_run(directory: str | Path | None = None) -> Run | None:
+    """The run other pages use: the one marked active, else the newest finished one."""
+    root = runs_dir(directory)
+    try:
+        return find_run(_read_json(root / ACTIVE_FILE)["run_id"], root)
+    except (RunError, KeyError, TypeError):
+        pass
+    return next((r for r in list_runs(root) if r.status == "finished"), None)
+
+
+class RunRecorder:
+    """Creates a run folder and saves a training's events into it as they come."""
+
+    def __init__(self, path: Path, config: TrainConfig) -> None:
+        self.path = path
+        self.config = config
+        self.history: list[dict[str, float]] = []
+        self.info: dict[str, Any] = {}
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @classmethod
+    def create(cls, config: TrainConfig, directory: str | Path | None = None) -> RunRecorder:
+        root = runs_dir(directory)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            while True:  # mkdir is atomic: two processes never get the same folder
+                run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{config.name}-{secrets.token_hex(2)}"
+                try:
+                    (root / run_id).mkdir()
+                    break
+                except FileExistsError:
+                    continue
+            rec = cls(root / run_id, config)
+            atomic_write_json(rec.path / "config.json", config.to_dict())
+            atomic_write_json(rec.path / "history.json", [])
+            pid = os.getpid()
+            rec._write_status(
+                status="running", reason="", pid=pid, host=socket.gethostname(),
+                proc_start=_process_start(pid), started=time.time(),
+            )  # fmt: skip
+        except OSError as exc:
+            raise RunError(f"cannot create a run in {root}: {exc.strerror or exc}") from exc
+        return rec
+
+    def _write_status(self, **changes: Any) -> None:
+        self.info.update(changes)
+        atomic_write_json(self.path / "status.json", self.info)
+
+    def _save(self, event: Event) -> None:
+        if isinstance(event, Started):
+            self._write_status(device=event.device, data_source=event.data_source,
+                               n_train=event.n_train, parameters=event.parameters)  # fmt: skip
+        elif isinstance(event, EpochEnd):
+            if not self.history:
+                atomic_torch_save(self.path / "labels.pt", self._labels.to(torch.uint8))
+            atomic_torch_save(self.path / f"epoch_{event.epoch:03d}.pt", event.state)
+            atomic_torch_save(self.path / f"probs_{event.epoch:03d}.pt", event.probs.half())
+            atomic_torch_save(self.path / "model.pt", event.state)
+            self.history.append({k: getattr(event, k) for k in HISTORY_KEYS})
+            atomic_write_json(self.path / "history.json", self.history)
+        elif isinstance(event, RunEnd):
+            self._write_status(status=event.status, reason=event.reason, ended=time.time(),
+                               final_val_acc=event.final_val_acc, train_s=event.train_s)  # fmt: skip
+
+    def record(self, events: Iterator[Event], test_labels: torch.Tensor) -> Iterator[Event]:
+        """Pass ``events`` through, saving each; a failed write ends the run as failed."""
+        self._labels = test_labels
+        for event in events:
+            try:
+                self._save(event)
+            except OSError as exc:
+                close = getattr(events, "close", None)
+                if close:
+                    close()
+                reason = f"could not save run {self.run_id}: {exc.strerror or exc} (disk full or read-only?)"
+                log.error(reason)
+                done = len(self.history)
+                end = RunEnd("failed", reason, done, self.history[-1]["val_acc"] if done else None, 0.0)
+                try:
+                    self._write_status(status="failed", reason=reason)
+                except OSError:
+                    pass
+                yield end
+                return
+            yield event
+
+
+def start_run(
+    cfg: TrainConfig,
+    directory: str | Path | None = None,
+    stop: Any = None,
+    data_dir: str | Path | None = None,
+) -> tuple[RunRecorder, Iterator[Event]]:
+    """Load the data (DataError if missing), create the run folder, return its events.
+
+    The CLI and the app's job thread both consume the returned iterator to the end.
+    """
+    tensors = load_tensors(cfg.image_size, data_dir)
+    rec = RunRecorder.create(cfg, directory)
+    return rec, rec.record(train(cfg, tensors, stop), tensors.test_y)

@@ -1,0 +1,217 @@
+"""The training loop, as a generator of small events: the loop reports, others display.
+
+    stop = threading.Event()
+    for event in train(preset("seed"), stop=stop):
+        ...  # Started, BatchProgress (every batch), EpochEnd (every epoch), then one RunEnd
+
+``RunEnd.status`` is "finished", "stopped" (the stop flag, honoured before every batch) or
+"failed" (divergence or any error, with a readable ``reason``). The generator never raises
+for a training problem. Same config and seed on the same machine give the same numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fmnist_core.config import TrainConfig
+from fmnist_core.data import Tensors, load_tensors, stratified_subset
+from fmnist_core.model import build_model, count_parameters
+
+log = logging.getLogger(__name__)
+EVAL_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class Started:
+    device: str
+    n_train: int
+    n_test: int
+    batches_per_epoch: int
+    parameters: int
+    data_source: str
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    epoch: int  # 1-based
+    batch: int  # 1-based within the epoch
+    batches: int  # per epoch
+    loss: float
+    images_per_s: float
+    eta_s: float  # seconds left for the whole run (training batches only)
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    epoch: int
+    epochs: int
+    cost: float  # the notebook's cost: sum of this epoch's batch losses
+    train_loss: float  # mean batch loss
+    val_loss: float
+    val_acc: float
+    seconds: float  # this epoch, evaluation included
+    elapsed_s: float
+    # Test-set class probabilities (N, 10) and the weights after this epoch, for the run.
+    probs: torch.Tensor = field(repr=False, compare=False)
+    state: dict[str, torch.Tensor] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    status: str  # "finished" | "stopped" | "failed"
+    reason: str  # empty when finished
+    epochs_done: int
+    final_val_acc: float | None  # accuracy after the last completed epoch
+    train_s: float
+
+
+Event = Started | BatchProgress | EpochEnd | RunEnd
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto'")
+    return torch.device(name)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "momentum":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
+        )
+    betas = (cfg.momentum, 0.999)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random horizontal flips and shifts of up to 2 pixels, per image, on tensors."""
+    b, _, h, w = x.shape
+    flip = torch.rand(b, generator=gen) < 0.5
+    x = torch.where(flip.view(b, 1, 1, 1).to(x.device), x.flip(-1), x)
+    padded = F.pad(x, (2, 2, 2, 2))
+    dy, dx = (torch.randint(0, 5, (2, b), generator=gen)).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (B, 1, H, 1)
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (B, 1, 1, W)
+    batch = torch.arange(b, device=x.device)[:, None, None, None]
+    return padded[batch, 0:1, rows, cols]
+
+
+@torch.inference_mode()
+def evaluate_tensors(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple:
+    """(mean loss, accuracy, probabilities (N, 10) on the CPU) in large batches."""
+    was_training = model.training
+    model.eval()
+    losses, probs = 0.0, []
+    for start in range(0, len(x), EVAL_BATCH):
+        logits = model(x[start : start + EVAL_BATCH]).float()
+        losses += F.cross_entropy(logits, y[start : start + EVAL_BATCH], reduction="sum").item()
+        probs.append(logits.softmax(1).cpu())
+    model.train(was_training)
+    p = torch.cat(probs)
+    acc = (p.argmax(1) == y.cpu()).float().mean().item()
+    return losses / len(x), acc, p
+
+
+def train(
+    cfg: TrainConfig,
+    tensors: Tensors | None = None,
+    stop: threading.Event | None = None,
+    data_dir: str | None = None,
+) -> Iterator[Event]:
+    """Train ``cfg``; yields events, ending with exactly one ``RunEnd``."""
+    t0 = time.perf_counter()
+    state = {"epochs_done": 0, "acc": None}
+    try:
+        yield from _train(cfg, tensors, stop or threading.Event(), data_dir, t0, state)
+    except Exception as exc:  # noqa: BLE001 - reported as a failed run, logged in full
+        log.exception("training failed")
+        reason = str(exc) or type(exc).__name__
+        yield RunEnd("failed", reason, state["epochs_done"], state["acc"], _since(t0))
+
+
+def _since(t0: float) -> float:
+    return time.perf_counter() - t0
+
+
+def _train(cfg, tensors, stop, data_dir, t0, state) -> Iterator[Event]:
+    device = resolve_device(cfg.device)
+    tensors = tensors or load_tensors(cfg.image_size, data_dir)
+    idx = stratified_subset(tensors.train_y, cfg.train_subset, cfg.seed)
+    train_x, train_y = tensors.train_x[idx].to(device), tensors.train_y[idx].to(device)
+    test_x, test_y = tensors.test_x.to(device), tensors.test_y.to(device)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    # channels_last: same maths, ~30% faster convolutions on this kind of CPU.
+    model = build_model(cfg).to(device, memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, cfg)
+    n = len(train_y)
+    batches = math.ceil(n / cfg.batch_size)
+    scheduler = None
+    if cfg.schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * batches
+        )
+    yield Started(str(device), n, len(test_y), batches, count_parameters(model), tensors.source)
+    step, train_time = 0, 0.0
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        epoch_t0 = time.perf_counter()
+        order = torch.randperm(n, generator=gen).to(device)
+        cost = 0.0
+        for b in range(batches):
+            if stop.is_set():
+                yield RunEnd("stopped", "stopped by the user", epoch - 1, state["acc"], _since(t0))
+                return
+            take = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            x = train_x[take]
+            if cfg.augment:
+                x = augment(x, gen)
+            logits = model(x.contiguous(memory_format=torch.channels_last))
+            loss = F.cross_entropy(logits, train_y[take], label_smoothing=cfg.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                reason = (
+                    f"diverged at epoch {epoch}, batch {b + 1} (loss {loss_value}) "
+                    "- lower the learning rate"
+                )
+                yield RunEnd("failed", reason, epoch - 1, state["acc"], _since(t0))
+                return
+            optimizer.step()
+            if scheduler:
+                scheduler.step()
+            cost += loss_value
+            step += 1
+            seconds = train_time + time.perf_counter() - epoch_t0
+            rate = step / seconds if seconds > 0 else 0.0
+            yield BatchProgress(
+                epoch, b + 1, batches, loss_value, rate * cfg.batch_size,
+                (cfg.epochs * batches - step) / rate if rate else 0.0, _since(t0),
+            )  # fmt: skip
+        train_time += time.perf_counter() - epoch_t0
+        val_loss, val_acc, probs = evaluate_tensors(model, test_x, test_y)
+        weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        state.update(epochs_done=epoch, acc=val_acc)
+        yield EpochEnd(
+            epoch, cfg.epochs, cost, cost / batches, val_loss, val_acc,
+            time.perf_counter() - epoch_t0, _since(t0), probs, weights,
+        )  # fmt: skip
+    yield RunEnd("finished", "", cfg.epochs, state["acc"], _since(t0))

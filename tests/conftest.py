@@ -1,0 +1,85 @@
+"""Shared fixtures: a tiny, learnable Fashion-MNIST written as real IDX files.
+
+The tiny dataset goes through the real loading code (torchvision's folder layout, IDX
+parsing, validation). Every class is a bright bar at its own place plus noise, so a CNN
+learns it in one or two epochs.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fmnist_core import data
+
+REPO = Path(__file__).resolve().parent.parent
+REAL_DATA = [data.PROJECT_DATA_DIR, data.SYSTEM_DATA_DIR]
+# Tests must never reach the network.
+os.environ.setdefault("FMNIST_OFFLINE", "1")
+
+
+def write_idx(path: Path, array: np.ndarray, *, images: bool) -> None:
+    magic = 2051 if images else 2049
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def make_images(labels: np.ndarray, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 40, size=(len(labels), 28, 28))
+    for i, label in enumerate(labels):
+        row = 2 + 2 * int(label)
+        images[i, row : row + 4, 4:24] = 230  # class = vertical position of a bar
+    return images
+
+
+def write_tiny_dataset(root: Path, n_train: int = 600, n_test: int = 200) -> Path:
+    """Write train/test IDX files in torchvision's layout under ``root``; returns root."""
+    raw = data.raw_dir(root)
+    raw.mkdir(parents=True, exist_ok=True)
+    for split, n, seed in (("train", n_train, 1), ("test", n_test, 2)):
+        labels = np.arange(n) % 10
+        write_idx(raw / data.FILES[f"{split}_images"], make_images(labels, seed), images=True)
+        write_idx(raw / data.FILES[f"{split}_labels"], labels, images=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny-fmnist"))
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "runs"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def tiny_env(tiny_data_dir: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the library (and an app started from here) at the tiny data and a temp runs dir."""
+    monkeypatch.setenv("FMNIST_DATA_DIR", str(tiny_data_dir))
+    monkeypatch.setenv("FMNIST_RUNS_DIR", str(runs_dir))
+    return tiny_data_dir
+
+
+def real_data_available() -> bool:
+    try:
+        data.locate()
+    except data.DataError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def real_data() -> None:
+    """Real-data tests: skip on a machine without the dataset, but never in CI."""
+    if not real_data_available():
+        if os.environ.get("CI"):
+            pytest.fail("CI must have the real Fashion-MNIST (apt-get install dataset-fashion-mnist)")
+        pytest.skip("real Fashion-MNIST not installed")
