@@ -1,0 +1,1 @@
+"""End-to-end tests: Playwright + Debian's chromium against `streamlit run` (see conftest.py)."""
