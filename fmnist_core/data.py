@@ -16,6 +16,7 @@ import functools
 import gzip
 import os
 import shutil
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,8 +109,11 @@ def _unpack(src: Path, dest: Path) -> Path:
         try:
             with gzip.open(src / f"{name}.gz", "rb") as f:
                 atomic_write_bytes(target, f.read())
-        except (OSError, EOFError) as exc:
-            raise DataError(f"could not unpack {src / (name + '.gz')}: {exc}") from exc
+        except (OSError, EOFError, zlib.error) as exc:  # cut short, bits flipped, not gzip
+            raise DataError(
+                f"could not unpack {src / (name + '.gz')}: {exc}; the file is damaged - "
+                "download or reinstall it"
+            ) from exc
     return dest
 
 
