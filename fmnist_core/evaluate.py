@@ -6,6 +6,8 @@ work from a saved run's predictions without the model or the images.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -81,3 +83,66 @@ def top_k(probs: torch.Tensor, k: int = 3) -> list[tuple[str, float]]:
     """The ``k`` most likely classes of one probability row, as (name, probability)."""
     values, classes = probs.topk(k)
     return [(CLASSES[int(c)], float(v)) for v, c in zip(values, classes, strict=True)]
+
+
+def row_rates(cm: torch.Tensor) -> torch.Tensor:
+    """Row-normalised matrix (float64): each row sums to 1, an empty row stays 0."""
+    cm = cm.double()
+    return cm / cm.sum(1, keepdim=True).clamp(min=1)
+
+
+def enlarge(images: torch.Tensor, scale: int) -> torch.Tensor:
+    """Nearest-neighbour upscaling of (..., H, W) images: every pixel becomes scale x scale."""
+    return images.repeat_interleave(scale, -2).repeat_interleave(scale, -1)
+
+
+@dataclass(frozen=True)
+class CellImage:
+    """One test image behind a confusion-matrix cell, ready to show."""
+
+    index: int  # position in the test set
+    image: torch.Tensor  # (28 * scale, 28 * scale) uint8
+    true: str
+    pred: str
+    prob: float  # the model's probability of ``pred``
+    top3: tuple[tuple[str, float], ...]
+
+    @property
+    def caption(self) -> str:
+        return f"pred {self.pred} ({self.prob:.0%}) / true {self.true}"
+
+    @property
+    def top3_text(self) -> str:
+        return ", ".join(f"{name} {p:.0%}" for name, p in self.top3)
+
+
+def cell_images(
+    labels: torch.Tensor,
+    probs: torch.Tensor,
+    images: torch.Tensor,
+    true: int,
+    pred: int,
+    start: int = 0,
+    count: int = 24,
+    scale: int = 4,
+) -> tuple[list[CellImage], int]:
+    """(up to ``count`` images of the cell from position ``start``, the cell's total).
+
+    ``images`` are the test set's uint8 images (N, 28, 28), in the order of ``labels``.
+    The order is ``cell_indices``'s: most confident mistakes / least confident hits first.
+    """
+    idx = cell_indices(labels, probs, true, pred)
+    chosen = idx[start : start + count]
+    big = enlarge(images[chosen], scale)
+    items = [
+        CellImage(
+            index=int(i),
+            image=big[n],
+            true=CLASSES[true],
+            pred=CLASSES[pred],
+            prob=float(probs[i, pred]),
+            top3=tuple(top_k(probs[i], 3)),
+        )
+        for n, i in enumerate(chosen.tolist())
+    ]
+    return items, len(idx)
