@@ -6,3 +6,53 @@ Shared by the pages; each figure is one function taking lists/tensors and return
 from __future__ import annotations
 
 import plotly.graph_objects as go  # noqa: F401 - used by the figure functions below
+
+
+def _cell_text(count: int, rate: float, rates: bool) -> str:
+    return f"{rate:.0%}<br>({count})" if rates else str(count)
+
+
+def confusion_figure(
+    cm: list[list[int]],
+    classes: list[str] | tuple[str, ...],
+    rates: bool = False,
+    selected: tuple[int, int] | None = None,
+) -> go.Figure:
+    """Clickable confusion matrix: rows = true class, columns = predicted class.
+
+    ``cm`` holds counts; ``rates`` colours by row-normalised rate (counts stay in the cells).
+    Heatmap clicks return nothing in Streamlit, so an invisible square marker sits on every
+    cell with ``customdata=[true, pred]`` (see NOTES); ``selected`` outlines one cell.
+    """
+    n = len(classes)
+    totals = [max(sum(row), 1) for row in cm]
+    rate = [[c / totals[t] for c in row] for t, row in enumerate(cm)]
+    text = [[_cell_text(cm[t][p], rate[t][p], rates) for p in range(n)] for t in range(n)]
+    heat = go.Heatmap(
+        z=rate if rates else cm, x=list(classes), y=list(classes), text=text,
+        texttemplate="%{text}", colorscale="Blues", hoverinfo="skip",
+        colorbar={"title": "rate" if rates else "images", "tickformat": ".0%" if rates else ""},
+    )  # fmt: skip
+    cells = [(t, p) for t in range(n) for p in range(n)]
+    hover = [
+        f"true {classes[t]}<br>predicted {classes[p]}<br>{cm[t][p]} images ({rate[t][p]:.1%})"
+        for t, p in cells
+    ]
+    overlay = go.Scatter(
+        x=[classes[p] for _, p in cells], y=[classes[t] for t, _ in cells],
+        customdata=[[t, p] for t, p in cells], text=hover, hovertemplate="%{text}<extra></extra>",
+        mode="markers", marker={"symbol": "square", "size": 36, "opacity": 0}, showlegend=False,
+    )  # fmt: skip
+    fig = go.Figure([heat, overlay])
+    fig.update_layout(
+        height=600, margin={"l": 10, "r": 10, "t": 30, "b": 10}, clickmode="event+select",
+        xaxis={"title": "predicted class", "type": "category", "tickangle": -40},
+        yaxis={"title": "true class", "type": "category", "autorange": "reversed"},
+    )  # fmt: skip
+    if selected is not None:
+        t, p = selected
+        fig.add_shape(
+            type="rect", x0=p - 0.5, x1=p + 0.5, y0=t - 0.5, y1=t + 0.5,
+            line={"color": "#e4572e", "width": 3},
+        )  # fmt: skip
+    return fig
