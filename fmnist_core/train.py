@@ -5,7 +5,7 @@
         ...  # Started, BatchProgress (every batch), EpochEnd (every epoch), then one RunEnd
 
 ``RunEnd.status`` is "finished", "stopped" (the stop flag, honoured before every batch) or
-"failed" (divergence or any error, with a readable ``reason``). The generator never raises
+"failed" (a non-finite or exploding loss, or any error, with a readable ``reason``). The generator never raises
 for a training problem. Same config and seed on the same machine give the same numbers.
 """
 
@@ -28,6 +28,9 @@ from fmnist_core.model import build_model, count_parameters
 
 log = logging.getLogger(__name__)
 EVAL_BATCH = 2000
+# A batch loss this far above chance (ln 10 = 2.3) means the weights blew up: a healthy run
+# never puts e^-230 on the true class on average. Adam at lr 1 spikes to ~4e4, then collapses.
+DIVERGED_LOSS = 100 * math.log(10)
 
 
 @dataclass(frozen=True)
@@ -105,12 +108,12 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     b, _, h, w = x.shape
     flip = torch.rand(b, generator=gen) < 0.5
     x = torch.where(flip.view(b, 1, 1, 1).to(x.device), x.flip(-1), x)
-    padded = F.pad(x, (2, 2, 2, 2))
+    padded = F.pad(x, (2, 2, 2, 2))[:, 0]  # (B, H+4, W+4); the images have one channel
     dy, dx = (torch.randint(0, 5, (2, b), generator=gen)).to(x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (B, 1, H, 1)
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (B, 1, 1, W)
-    batch = torch.arange(b, device=x.device)[:, None, None, None]
-    return padded[batch, 0:1, rows, cols]
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (B, H, 1)
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (B, 1, W)
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    return padded[batch, rows, cols].unsqueeze(1)  # (B, 1, H, W)
 
 
 @torch.inference_mode()
@@ -188,7 +191,7 @@ def _train(cfg, tensors, stop, data_dir, t0, state) -> Iterator[Event]:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             loss_value = loss.item()
-            if not math.isfinite(loss_value):
+            if not math.isfinite(loss_value) or loss_value > DIVERGED_LOSS:
                 reason = (
                     f"diverged at epoch {epoch}, batch {b + 1} (loss {loss_value}) "
                     "- lower the learning rate"
