@@ -1,0 +1,216 @@
+"""Streamlit glue of the Confusion-matrix page: run picker, clickable matrix, summary, gallery.
+
+A click on the matrix and the two class selectors pick the same cell. The click arrives in
+``st.session_state[CHART_KEY]`` before the page runs; ``sync_click`` copies a *new* click into
+the selectors' state before they are created, so afterwards the selectors alone drive the
+gallery (changing a selector is never undone by an old click).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from fmnist_app.common import TRAIN_PAGE
+from fmnist_core import CLASSES, DataError, Run, RunError, active_run, load_dataset
+from fmnist_core.evaluate import (
+    accuracy,
+    cell_images,
+    confusion_matrix,
+    per_class_metrics,
+    top_confusions,
+)
+from fmnist_core.plots import confusion_figure
+from fmnist_core.runs import scan_runs
+
+CHART_KEY = "cm_chart"
+TRUE_KEY, PRED_KEY = "cm_true", "cm_pred"
+PAGE_KEY, PAGE_FOR_KEY = "cm_page", "cm_page_for"
+LAST_CLICK_KEY = "cm_last_click"
+PER_PAGE, COLUMNS, SCALE = 24, 8, 4
+METRICS = ("precision", "recall", "f1")
+
+
+@dataclass(frozen=True)
+class View:
+    """One run at one epoch: its test labels, predictions and confusion matrix."""
+
+    run: Run
+    epoch: int
+    labels: torch.Tensor  # (N,)
+    probs: torch.Tensor  # (N, 10)
+    cm: torch.Tensor  # (10, 10) counts
+
+
+def select_cell(true: int, pred: int) -> None:
+    """Point the selectors at a cell; call before they are created (or from a callback)."""
+    st.session_state[TRUE_KEY] = true
+    st.session_state[PRED_KEY] = pred
+
+
+def clicked_cell(state: Mapping[str, Any] | None) -> tuple[int, int] | None:
+    """The (true, pred) cell of a plotly_chart selection state, None when nothing is clicked."""
+    points = ((state or {}).get("selection") or {}).get("points") or []
+    if not points:
+        return None
+    point = points[0]
+    data = point.get("customdata")
+    if isinstance(data, list | tuple) and len(data) == 2:
+        return int(data[0]), int(data[1])
+    x, y = point.get("x"), point.get("y")
+    if x in CLASSES and y in CLASSES:
+        return CLASSES.index(y), CLASSES.index(x)
+    return None
+
+
+def sync_click() -> None:
+    """Apply a click that is new since the last run to the selectors."""
+    cell = clicked_cell(st.session_state.get(CHART_KEY))
+    if cell != st.session_state.get(LAST_CLICK_KEY):
+        st.session_state[LAST_CLICK_KEY] = cell
+        if cell is not None:
+            select_cell(*cell)
+
+
+def pick_run() -> Run | None:
+    """Selectbox over runs with a completed epoch; None (and a message) when there are none."""
+    runs, warnings = scan_runs()
+    if warnings:
+        with st.expander(f"{len(warnings)} broken run folder(s) skipped"):
+            for warning in warnings:
+                st.caption(warning)
+    usable = {run.id: run for run in runs if run.history}
+    if not usable:
+        st.info("No trained model yet: train one on the Train page, then come back here.")
+        st.page_link(TRAIN_PAGE, label="Go to the Train page", icon="🏋️")
+        return None
+    ids = list(usable)
+    active = active_run()
+    finished = [i for i, run in enumerate(usable.values()) if run.status == "finished"]
+    default = ids.index(active.id) if active and active.id in usable else (finished or [0])[0]
+    run_id = st.selectbox(
+        "Run", ids, index=default, format_func=lambda i: usable[i].label(), key="cm_run"
+    )
+    return usable[run_id]
+
+
+def pick_epoch(run: Run) -> int:
+    epochs = run.epochs
+    if len(epochs) == 1:
+        st.caption(f"Epoch {epochs[0]} (the run's only epoch)")
+        return epochs[0]
+    return st.select_slider("Epoch", epochs, value=epochs[-1], key=f"cm_epoch_{run.id}")
+
+
+def load_view(run: Run, epoch: int) -> View | None:
+    """The run's predictions at ``epoch``; None (with a message) when its files are broken."""
+    try:
+        probs, labels = run.probs(epoch), run.labels()
+    except RunError as exc:
+        st.error(f"Cannot show run {run.id}: {exc}. Pick another run.")
+        return None
+    if len(probs) != len(labels) or probs.shape[1] != len(CLASSES):
+        st.error(f"Run {run.id} has predictions that do not match its labels. Pick another run.")
+        return None
+    return View(run, epoch, labels, probs, confusion_matrix(labels, probs.argmax(1)))
+
+
+def init_selection(view: View) -> tuple[int, int]:
+    """The selected cell; starts at the most confused pair."""
+    if TRUE_KEY not in st.session_state or PRED_KEY not in st.session_state:
+        pairs = top_confusions(view.cm, 1)
+        select_cell(*(pairs[0][:2] if pairs else (0, 0)))
+    return st.session_state[TRUE_KEY], st.session_state[PRED_KEY]
+
+
+def matrix(view: View, rates: bool) -> None:
+    selected = init_selection(view)
+    fig = confusion_figure(view.cm.tolist(), CLASSES, rates=rates, selected=selected)
+    st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=CHART_KEY)
+    st.caption("Click a cell to see its test images below (rows: true class, columns: predicted).")
+
+
+def summary(view: View) -> None:
+    """Accuracy, the per-class table and the most confused pairs (each opens its cell)."""
+    st.metric("Test accuracy", f"{accuracy(view.cm):.1%}")
+    st.caption(f"{int(view.cm.sum()):,} test images, epoch {view.epoch} of run {view.run.id}")
+    table = pd.DataFrame(per_class_metrics(view.cm))
+    percent = st.column_config.NumberColumn(format="percent")
+    st.dataframe(table, hide_index=True, column_config=dict.fromkeys(METRICS, percent))
+    st.markdown("**Most confused pairs** (true → predicted)")
+    for true, pred, count in top_confusions(view.cm, 5):
+        st.button(
+            f"{CLASSES[true]} → {CLASSES[pred]}: {count}",
+            key=f"cm_pair_{true}_{pred}",
+            on_click=select_cell,
+            args=(true, pred),
+        )
+
+
+def _page(view: View, true: int, pred: int, total: int) -> int:
+    """The page number widget (when needed); back to page 1 whenever the cell changes."""
+    cell = (view.run.id, view.epoch, true, pred)
+    if st.session_state.get(PAGE_FOR_KEY) != cell:
+        st.session_state[PAGE_FOR_KEY] = cell
+        st.session_state[PAGE_KEY] = 1
+    pages = max(1, math.ceil(total / PER_PAGE))
+    if pages == 1:
+        return 1
+    page = st.number_input(f"Page (of {pages})", 1, pages, step=1, key=PAGE_KEY)
+    return int(page)
+
+
+def _test_images(view: View) -> torch.Tensor | None:
+    """The dataset's test images if they are the run's test set; else a message and None."""
+    try:
+        ds = load_dataset()
+    except DataError:
+        st.info("The images need the dataset (see the message at the top of the page).")
+        return None
+    if not torch.equal(ds.test_labels, view.labels):
+        st.error(
+            f"Run {view.run.id} was evaluated on a different test set ({len(view.labels):,} "
+            f"images) than the dataset found now ({len(ds.test_labels):,} images from "
+            f"{ds.source}), so its images cannot be shown."
+        )
+        return None
+    return ds.test_images
+
+
+def gallery(view: View) -> None:
+    """Selectors for (true, predicted) and the test images of that cell, paged."""
+    st.subheader("Test images behind a cell")
+    left, right = st.columns(2)
+    true = left.selectbox(
+        "True class", range(len(CLASSES)), format_func=CLASSES.__getitem__, key=TRUE_KEY
+    )
+    pred = right.selectbox(
+        "Predicted class", range(len(CLASSES)), format_func=CLASSES.__getitem__, key=PRED_KEY
+    )
+    images = _test_images(view)
+    if images is None:
+        return
+    total = int(view.cm[true, pred])
+    kind = "least confident first" if true == pred else "most confident mistakes first"
+    st.markdown(
+        f"**{total} test image(s)** with true *{CLASSES[true]}* predicted "
+        f"*{CLASSES[pred]}* ({kind})"
+    )
+    if total == 0:
+        st.info("No test image falls in this cell.")
+        return
+    page = _page(view, true, pred, total)
+    items, _ = cell_images(
+        view.labels, view.probs, images, true, pred, (page - 1) * PER_PAGE, PER_PAGE, SCALE
+    )
+    for row in range(0, len(items), COLUMNS):  # row by row: reading order = element order
+        for column, item in zip(st.columns(COLUMNS), items[row : row + COLUMNS], strict=False):
+            with column:
+                st.image(item.image.numpy(), caption=item.caption)
+                st.caption(f"#{item.index} · top-3: {item.top3_text}")

@@ -1,0 +1,37 @@
+"""Confusion matrix of a saved run: click a cell to browse the test images behind it."""
+
+import streamlit as st
+import torch  # noqa: F401 - import torch in the main thread first (see NOTES: numpy race)
+
+from fmnist_app import confusion as ui
+from fmnist_app.common import page_setup, show_data_error
+
+status = page_setup("Confusion matrix")
+st.title("🔍 Confusion matrix")
+st.write(
+    "Which classes does the model mix up? Rows are the true classes, columns what the model "
+    "predicted. Click a cell (or pick the two classes below) to see those test images."
+)
+if not status.ok:
+    show_data_error(status)
+
+pick_run, pick_epoch, pick_scale = st.columns([3, 2, 1])
+with pick_run:
+    run = ui.pick_run()
+if run is None:
+    st.stop()
+with pick_epoch:
+    epoch = ui.pick_epoch(run)
+with pick_scale:
+    rates = st.toggle("Row rates", key="cm_rates", help="Colour by the share of each true class")
+view = ui.load_view(run, epoch)
+if view is None:
+    st.stop()
+
+ui.sync_click()  # before the selectors exist: a new click moves them
+matrix_col, summary_col = st.columns([3, 2])
+with matrix_col:
+    ui.matrix(view, rates)
+with summary_col:
+    ui.summary(view)
+ui.gallery(view)
