@@ -1,0 +1,203 @@
+"""fmnist_core.sketch: framing checked against shapes whose framing is known by hand."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from fmnist_core import data, sketch
+from fmnist_core.model import NotebookCNN
+
+WHITE = (255, 255, 255, 255)
+
+
+def canvas(draw_fn, size=(400, 400)) -> np.ndarray:
+    """An st_canvas-like image: RGBA, opaque black background, white strokes."""
+    image = Image.new("RGBA", size, (0, 0, 0, 255))
+    draw_fn(ImageDraw.Draw(image))
+    return np.asarray(image)
+
+
+def bbox(preview: np.ndarray, level: int = 128) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) inclusive of pixels brighter than ``level``."""
+    rows = np.flatnonzero((preview > level).any(1))
+    cols = np.flatnonzero((preview > level).any(0))
+    return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+
+
+def test_small_off_centre_rectangle_is_centred_and_scaled():
+    # 40 x 20 px in the bottom-left corner of a 400 x 400 canvas.
+    drawing = canvas(lambda d: d.rectangle((20, 350, 59, 369), fill=WHITE))
+    preview = sketch.prepare(drawing).preview
+    assert preview.shape == (28, 28) and preview.dtype == np.uint8
+    # Longest side -> 28 px, aspect kept -> 14 px tall, centred: rows 7..20, all 28 columns.
+    assert bbox(preview) == (7, 20, 0, 27)
+    assert preview[14, 14] == 255 and preview[3, 14] == 0 and preview[24, 14] == 0
+
+
+def test_tiny_square_fills_the_frame_like_a_dataset_item():
+    drawing = canvas(lambda d: d.rectangle((300, 10, 307, 17), fill=WHITE))  # 8 x 8 px
+    preview = sketch.prepare(drawing).preview
+    assert bbox(preview) == (0, 27, 0, 27)
+    mass = preview.astype(float) / preview.sum()
+    assert (mass.sum(1) * np.arange(28)).sum() == pytest.approx(13.5, abs=0.01)
+    assert (mass.sum(0) * np.arange(28)).sum() == pytest.approx(13.5, abs=0.01)
+
+
+def outline(d: ImageDraw.ImageDraw) -> None:
+    d.rectangle((100, 100, 300, 300), outline=WHITE, width=6)
+
+
+def test_closed_outline_is_filled_when_on_and_not_when_off():
+    drawing = canvas(outline)
+    filled = sketch.prepare(drawing, fill=True).preview
+    hollow = sketch.prepare(drawing, fill=False).preview
+    assert filled[4:24, 4:24].min() == 255  # the inside is solid
+    assert hollow[4:24, 4:24].max() == 0  # the inside stays dark
+    assert hollow[0, 14] > 100 and hollow[14, 0] > 100  # the outline itself is kept
+
+
+def test_a_small_gap_still_counts_as_closed_but_an_open_shape_is_not_filled():
+    def gapped(d):
+        outline(d)
+        d.rectangle((190, 94, 199, 106), fill=(0, 0, 0, 255))  # 10 px gap in the top edge
+
+    assert sketch.prepare(canvas(gapped)).preview[14, 14] == 255
+    cup = canvas(lambda d: d.line([(100, 100), (100, 300), (300, 300), (300, 100)], WHITE, 6))
+    assert sketch.prepare(cup).preview[4:24, 4:24].max() == 0
+
+
+def drawn_square() -> np.ndarray:
+    return canvas(lambda d: d.ellipse((60, 80, 260, 330), outline=WHITE, width=10))
+
+
+def png_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def test_rgba_rgb_grey_pil_bytes_and_transparent_inputs_agree():
+    rgba = drawn_square()
+    expected = sketch.prepare(rgba).preview
+    grey = rgba[:, :, 0]
+    transparent = np.zeros_like(rgba)  # default canvas colours: black strokes, no background
+    transparent[:, :, 3] = grey
+    variants = {
+        "rgb": rgba[:, :, :3],
+        "grey": grey,
+        "grey (H, W, 1)": grey[:, :, None],
+        "float grey": grey.astype(np.float32) / 255,
+        "PIL": Image.fromarray(rgba),
+        "PNG bytes": png_bytes(Image.fromarray(grey)),
+        "transparent": transparent,
+        "dark on light paper": 255 - grey,
+    }
+    for name, image in variants.items():
+        got = sketch.prepare(image).preview
+        assert np.abs(got.astype(int) - expected).max() <= 1, name
+
+
+def test_photo_like_upload_is_inverted_and_background_removed():
+    paper = np.full((300, 240), 200, np.uint8)  # grey-white paper, dark pencil strokes
+    photo = Image.fromarray(paper)
+    ImageDraw.Draw(photo).rectangle((50, 60, 150, 200), outline=60, width=8)
+    preview = sketch.prepare(png_bytes(photo.convert("RGB"), "JPEG")).preview
+    assert preview[0:3].max() > 200  # the strokes became light
+    assert preview[14, 14] > 200  # and the outline was filled
+    corners = preview[[0, 0, -1, -1], [0, -1, 0, -1]]
+    assert corners.max() < 100
+
+
+@pytest.mark.parametrize(
+    "blank",
+    [
+        np.zeros((400, 400, 4), np.uint8),  # canvas before the first stroke (transparent)
+        canvas(lambda d: None),  # opaque black canvas, nothing drawn
+        np.full((50, 50, 3), 255, np.uint8),  # white paper
+        np.full((50, 50), 0.4, np.float32),  # one flat grey
+    ],
+)
+def test_empty_drawing_raises_a_clear_error(blank):
+    with pytest.raises(sketch.EmptySketchError, match="draw something"):
+        sketch.prepare(blank)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((5, 5, 2)), np.zeros((0, 4)), np.zeros(10)])
+def test_non_image_arrays_are_refused(bad):
+    with pytest.raises(sketch.SketchError, match="greyscale, RGB or RGBA"):
+        sketch.prepare(bad)
+
+
+def test_same_input_same_output_and_the_dataset_scale():
+    drawing = drawn_square()
+    first, second = sketch.prepare(drawing, 16), sketch.prepare(drawing.copy(), 16)
+    assert np.array_equal(first.preview, second.preview)
+    assert torch.equal(first.tensor, second.tensor)
+    assert first.tensor.shape == (1, 1, 16, 16) and first.tensor.dtype == torch.float32
+    # Exactly the pipeline the training tensors went through: uint8 28x28 -> data.resize.
+    expected = data.resize(torch.from_numpy(first.preview).unsqueeze(0), 16)
+    assert torch.equal(first.tensor, expected)
+    assert sketch.prepare(drawing, 28).tensor.squeeze().mul(255).round().byte().numpy().tolist() \
+        == first.preview.tolist()  # fmt: skip
+
+
+def test_predict_gives_probabilities_deterministically():
+    torch.manual_seed(0)
+    model = NotebookCNN(4, 8, 16).eval()
+    tensor = sketch.prepare(drawn_square(), 16).tensor
+    probs = sketch.predict(model, tensor)
+    assert probs.shape == (10,) and probs.sum() == pytest.approx(1, abs=1e-5)
+    assert np.array_equal(probs, sketch.predict(model, tensor))
+
+
+def test_dataset_image_is_not_reframed(tiny_env):
+    prepared, label = sketch.dataset_image(13, 28)
+    ds = data.load_dataset()
+    assert label == int(ds.test_labels[13])
+    assert np.array_equal(prepared.preview, ds.test_images[13].numpy())
+    assert prepared.tensor.shape == (1, 1, 28, 28)
+
+
+# ---- uploads -----------------------------------------------------------------------------
+
+
+def test_valid_png_and_jpeg_uploads_decode():
+    image = Image.fromarray(drawn_square())
+    assert sketch.read_upload(png_bytes(image)).size == (400, 400)
+    assert sketch.read_upload(png_bytes(image.convert("RGB"), "JPEG")).mode == "RGB"
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"", "empty"),
+        (b"this is not an image at all" * 10, "not a PNG or JPEG"),
+        (png_bytes(Image.new("RGB", (20, 20)), "GIF"), "not a PNG or JPEG"),
+        (png_bytes(Image.fromarray(np.arange(40000, dtype=np.uint8).reshape(200, 200)))[:300],
+         "truncated or corrupt"),
+    ],
+)  # fmt: skip
+def test_corrupt_or_foreign_uploads_are_refused(payload, message):
+    with pytest.raises(sketch.UploadError, match=message):
+        sketch.read_upload(payload)
+    with pytest.raises(sketch.UploadError, match=message):
+        sketch.prepare(payload)  # bytes go through the same checks
+
+
+def test_oversized_uploads_are_refused_before_decoding():
+    big = png_bytes(Image.new("L", (300, 300)))
+    with pytest.raises(sketch.UploadError, match="limit is 0 MB|limit is"):
+        sketch.read_upload(big, max_bytes=100)
+    with pytest.raises(sketch.UploadError, match=r"300 x 300 pixels; the limit is 10,000"):
+        sketch.read_upload(big, max_pixels=10_000)
+
+
+def test_decompression_bomb_is_refused(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL's own guard, as for a real bomb
+    with pytest.raises(sketch.UploadError, match="too many pixels"):
+        sketch.read_upload(png_bytes(Image.new("L", (100, 100))))
