@@ -201,3 +201,16 @@ def test_decompression_bomb_is_refused(monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL's own guard, as for a real bomb
     with pytest.raises(sketch.UploadError, match="too many pixels"):
         sketch.read_upload(png_bytes(Image.new("L", (100, 100))))
+
+
+def test_probability_figure_highlights_the_top_and_the_true_class():
+    from fmnist_core.plots import probability_figure
+
+    probs = [0.02] * 10
+    probs[7], probs[9] = 0.7, 0.14
+    bars = probability_figure(probs, data.CLASSES, true_label=9).data[0]
+    assert list(bars.x) == pytest.approx(probs)
+    assert bars.y[9] == "Ankle boot ✓" and bars.y[7] == "Sneaker"
+    assert [i for i, c in enumerate(bars.marker.color) if c != bars.marker.color[0]] == [7]
+    assert list(bars.marker.line.width) == [0] * 9 + [3]
+    assert bars.text[7] == "70.0%"
