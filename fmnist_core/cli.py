@@ -82,6 +82,10 @@ def config_from_args(args: argparse.Namespace) -> C.TrainConfig:
     return base.replace(name=base.name if not changes else f"{base.name}+", **changes)
 
 
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def _bar(event: BatchProgress) -> str:
     done = event.batch / event.batches
     fill = int(30 * done)
@@ -127,7 +131,7 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             if event.status == "finished":
                 set_active(rec.run_id, args.runs_dir)
             summary = {"run_id": rec.run_id, "status": event.status,
-                       "final_val_acc": event.final_val_acc, "train_s": round(event.train_s, 3)}  # fmt: skip
+                       "final_val_acc": _round(event.final_val_acc, 5), "train_s": round(event.train_s, 3)}  # fmt: skip
             if event.reason:
                 summary["reason"] = event.reason
             if args.json:
