@@ -211,6 +211,11 @@ def _train(cfg, tensors, stop, data_dir, t0, state) -> Iterator[Event]:
             )  # fmt: skip
         train_time += time.perf_counter() - epoch_t0
         val_loss, val_acc, probs = evaluate_tensors(model, test_x, test_y)
+        if not math.isfinite(val_loss):  # the last update overflowed: never save NaN weights
+            reason = f"diverged at epoch {epoch} (validation loss {val_loss})"
+            reason += " - lower the learning rate"
+            yield RunEnd("failed", reason, epoch - 1, state["acc"], _since(t0))
+            return
         weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         state.update(epochs_done=epoch, acc=val_acc)
         yield EpochEnd(
