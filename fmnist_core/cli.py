@@ -3,6 +3,7 @@
     python -m fmnist_core train --preset seed --json
     python -m fmnist_core runs
     python -m fmnist_core evaluate RUN_ID [--epoch N]
+    python -m fmnist_core export RUN_ID DEST [--epoch N]
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from fmnist_core import config as C
+from fmnist_core.atomic import atomic_write_bytes, atomic_write_json
 from fmnist_core.data import DataError
 from fmnist_core.evaluate import accuracy, confusion_matrix, per_class_metrics
 from fmnist_core.runs import RunError, find_run, scan_runs, set_active, start_run
@@ -67,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run_id")
     ev.add_argument("--epoch", type=int, help="epoch to evaluate (default: the last)")
     ev.add_argument("--runs-dir")
+    ex = sub.add_parser("export", help="copy one epoch of a run into a small run folder")
+    ex.add_argument("run_id")
+    ex.add_argument("dest", help="new folder, e.g. assets/default_model (must not hold a run)")
+    ex.add_argument("--epoch", type=int, help="epoch to export (default: the last)")
+    ex.add_argument("--runs-dir")
     return parser
 
 
@@ -175,6 +183,35 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """A run folder with only ``epoch`` (weights, test predictions, its history row)."""
+    dest = Path(args.dest)
+    try:
+        run = find_run(args.run_id, args.runs_dir)
+        epoch = args.epoch or (run.epochs or [0])[-1]
+        if epoch not in run.epochs:
+            raise RunError(f"run {run.id} has no epoch {epoch}; it has {run.epochs}")
+        if dest.exists() and any(dest.iterdir()):
+            raise RunError(f"{dest} is not empty; export into a new folder")
+        dest.mkdir(parents=True, exist_ok=True)
+        names = [f"epoch_{epoch:03d}.pt", f"probs_{epoch:03d}.pt", "labels.pt"]
+        for name in names:
+            atomic_write_bytes(dest / name, (run.path / name).read_bytes())
+        row = next(r for r in run.history if int(r["epoch"]) == epoch)
+        atomic_write_json(dest / "config.json", run.config.to_dict())
+        atomic_write_json(dest / "history.json", [row])
+        atomic_write_json(dest / "status.json", {
+            "status": "finished", "reason": "", "exported_from": run.id, "epoch": epoch,
+            "final_val_acc": row["val_acc"], "train_s": row["elapsed_s"],
+            "data_source": run.info.get("data_source"), "parameters": run.info.get("parameters"),
+        })  # fmt: skip
+    except (RunError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"exported run {run.id}, epoch {epoch} (val acc {row['val_acc']:.2%}) to {dest}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -182,4 +219,6 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_train(args, parser)
     if args.command == "runs":
         return cmd_runs(args)
+    if args.command == "export":
+        return cmd_export(args)
     return cmd_evaluate(args)

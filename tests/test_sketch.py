@@ -71,6 +71,17 @@ def test_a_small_gap_still_counts_as_closed_but_an_open_shape_is_not_filled():
     assert sketch.prepare(cup).preview[4:24, 4:24].max() == 0
 
 
+def test_a_bag_is_filled_but_its_small_handle_hole_stays_open():
+    def bag(d):
+        d.rectangle((50, 150, 350, 350), outline=WHITE, width=8)  # body: the largest hole
+        d.line([(140, 150), (140, 80), (260, 80), (260, 150)], WHITE, 8)  # handle: a small one
+
+    preview = sketch.prepare(canvas(bag)).preview  # 300 x 270 px -> 28 x 25, rows 1..25
+    assert preview[18, 14] == 255  # body filled
+    assert preview[2:6, 14].max() < 50  # the handle's hole stays dark
+    assert preview[1, 14] > 100  # the handle's top bar is there
+
+
 def drawn_square() -> np.ndarray:
     return canvas(lambda d: d.ellipse((60, 80, 260, 330), outline=WHITE, width=10))
 
