@@ -1,0 +1,202 @@
+"""Streamlit glue of the Sketch page: model picker, canvas controls, and the result panel.
+
+The page draws, uploads or picks an image; ``show_result`` frames it (fmnist_core.sketch),
+predicts and shows what the model sees, the top class and all 10 probabilities.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+from torch import nn
+
+from fmnist_app.common import TRAIN_PAGE
+from fmnist_core import CLASSES, DataError, Run, RunError, active_run, load_run
+from fmnist_core.plots import probability_figure
+from fmnist_core.runs import scan_runs
+from fmnist_core.sketch import (
+    DEFAULT_MODEL_DIR,
+    MAX_UPLOAD_BYTES,
+    EmptySketchError,
+    SketchError,
+    predict,
+    prepare,
+)
+from fmnist_core.sketch import dataset_image as load_test_image
+
+CANVAS_KEY = "sketch_canvas"  # + "_<n>": a new n gives a fresh, empty canvas (Clear)
+CLEARS_KEY = "sketch_clears"
+MODEL_KEY = "sketch_model"
+TEST_INDEX_KEY = "sketch_test_index"
+TOOLS = {"freedraw": "✏️ Freehand", "line": "╱ Line", "rect": "▭ Rectangle",
+         "circle": "◯ Circle", "polygon": "⬠ Polygon"}  # fmt: skip
+SHOWN_PX = 196  # the model's input is shown enlarged to this width
+EMPTY_MESSAGES = {"draw": "✏️ Draw something on the canvas: the prediction appears here."}
+
+
+@dataclass(frozen=True)
+class Loaded:
+    model: nn.Module
+    image_size: int
+    label: str
+    default: bool  # the shipped default model
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _load_model(path: str, stamp: float) -> nn.Module:  # stamp: reload when history changes
+    return load_run(path).load_model()
+
+
+def _stamp(run: Run) -> float:
+    try:
+        return (run.path / "history.json").stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _choices() -> dict[str, tuple[Run, bool]]:
+    """label -> (run, is the default model); the active run first, the shipped model last."""
+    runs, _ = scan_runs()
+    finished = [run for run in runs if run.status == "finished" and run.history]
+    active = active_run()
+    if active is not None and active.history:
+        finished = [active] + [run for run in finished if run.path != active.path]
+    choices = {
+        ("Active: " if i == 0 and run is active else "") + run.label(): (run, False)
+        for i, run in enumerate(finished)
+    }
+    try:
+        default = load_run(DEFAULT_MODEL_DIR)
+        acc = f"{default.final_val_acc:.1%}" if default.final_val_acc is not None else "-"
+        choices[f"Shipped default model ({acc} test accuracy)"] = (default, True)
+    except RunError:
+        pass  # a checkout without assets/: only trained runs
+    return choices
+
+
+def pick_model() -> Loaded | None:
+    """Selectbox over the models; None (with a message) when no model can be loaded."""
+    choices = _choices()
+    if not choices:
+        st.info("No model yet: train one on the Train page, then come back here.")
+        st.page_link(TRAIN_PAGE, label="Go to the Train page", icon="🏋️")
+        return None
+    label = st.selectbox("Model", list(choices), key=MODEL_KEY)
+    run, default = choices.get(label) or next(iter(choices.values()))
+    if default:
+        st.caption("No model trained yet, so the small model shipped with the app is used. "
+                   "Train your own on the Train page; it becomes the default here.")  # fmt: skip
+    try:
+        model = _load_model(str(run.path), _stamp(run))
+    except RunError as exc:
+        st.error(f"Could not load this model: {exc}. Pick another one or train a new one.")
+        return None
+    return Loaded(model, run.config.image_size, label, default)
+
+
+def _clear() -> None:
+    st.session_state[CLEARS_KEY] = st.session_state.get(CLEARS_KEY, 0) + 1
+
+
+def canvas_controls() -> tuple[str, int, bool]:
+    """(tool, stroke width, fill outlines) widgets, plus the Clear button."""
+    tool = st.segmented_control(
+        "Tool", list(TOOLS), format_func=TOOLS.get, default="freedraw", required=True,
+        key="sketch_tool", help="Polygon: click the corners, then the first corner to close it.",
+    )  # fmt: skip
+    width_col, fill_col, clear_col = st.columns([3, 2, 1], vertical_alignment="bottom")
+    with width_col:
+        stroke = st.slider("Stroke width", 2, 40, 12, key="sketch_stroke")
+    with fill_col:
+        fill = st.toggle(
+            "Fill outlines", value=True, key="sketch_fill",
+            help="Dataset images are filled silhouettes, so closed outlines are filled.",
+        )  # fmt: skip
+    with clear_col:
+        st.button("Clear", on_click=_clear, key="sketch_clear", icon="🧽")
+    return tool or "freedraw", stroke, fill
+
+
+def canvas(tool: str, stroke: int) -> np.ndarray | None:
+    """The drawing canvas; its RGBA image (None before the first stroke)."""
+    # Imported here: the component registers itself, which needs a running Streamlit app.
+    from streamlit_drawable_canvas import st_canvas  # noqa: PLC0415
+
+    result = st_canvas(
+        fill_color="rgba(0, 0, 0, 0)", stroke_width=stroke, stroke_color="#FFFFFF",
+        background_color="#000000", height=400, width=400, drawing_mode=tool,
+        return_image_data=True, key=f"{CANVAS_KEY}_{st.session_state.get(CLEARS_KEY, 0)}",
+    )  # fmt: skip
+    return result.image_data
+
+
+def _enlarged(tensor: Any) -> Image.Image:
+    pixels = (tensor.squeeze().clamp(0, 1).mul(255).round().byte().numpy()).astype(np.uint8)
+    return Image.fromarray(pixels).resize((SHOWN_PX, SHOWN_PX), Image.Resampling.NEAREST)
+
+
+def show_result(key: str, image: Any, loaded: Loaded, fill: bool = True,
+                true_label: int | None = None, prepared: Any = None) -> None:  # fmt: skip
+    """Frame ``image`` (or use ``prepared``), predict, and show input, top class and bars.
+
+    ``key`` names this panel's chart (one panel per tab).
+    """
+    try:
+        prepared = prepared or prepare(image, loaded.image_size, fill=fill)
+    except EmptySketchError:
+        st.info(EMPTY_MESSAGES.get(key, "Nothing to classify: the image is one flat colour."))
+        return
+    except SketchError as exc:
+        st.error(str(exc))
+        return
+    probs = predict(loaded.model, prepared.tensor)
+    top = int(probs.argmax())
+    size = loaded.image_size
+    left, right = st.columns([1, 2])
+    with left:
+        st.image(_enlarged(prepared.tensor), caption=f"What the model sees ({size}x{size})")
+    with right:
+        st.metric("Prediction", CLASSES[top], f"{probs[top]:.1%} probability", delta_color="off")
+        if true_label is not None:
+            verdict = "✅ right" if top == true_label else "❌ wrong"
+            st.markdown(f"True class: **{CLASSES[true_label]}** ({verdict})")
+    figure = probability_figure(probs.tolist(), CLASSES, true_label)
+    st.plotly_chart(figure, key=f"sketch_bars_{key}", config={"displayModeBar": False})
+
+
+def upload(loaded: Loaded, fill: bool) -> None:
+    file = st.file_uploader(
+        "A PNG or JPEG image of one clothing item (light on dark or dark on light)",
+        type=["png", "jpg", "jpeg"], max_upload_size=MAX_UPLOAD_BYTES // 2**20, key="sketch_upload",
+    )  # fmt: skip
+    if file is None:
+        st.caption("Upload an image to see how the model frames and classifies it.")
+        return
+    show_result("upload", file.getvalue(), loaded, fill)
+
+
+def _new_test_image() -> None:
+    st.session_state[TEST_INDEX_KEY] = random.randrange(10_000)
+
+
+def random_test_image(loaded: Loaded, data_ok: bool) -> None:
+    if not data_ok:
+        st.info("The dataset is not installed, so there are no test images to show.")
+        return
+    st.button("🎲 Random test image", on_click=_new_test_image, key="sketch_random")
+    index = st.session_state.get(TEST_INDEX_KEY)
+    if index is None:
+        st.caption("Pick a random image of the test set to compare its framing with a sketch.")
+        return
+    try:
+        prepared, label = load_test_image(index, loaded.image_size)
+    except DataError as exc:
+        st.error(str(exc))
+        return
+    st.caption(f"Test image #{index}")
+    show_result("test", None, loaded, true_label=label, prepared=prepared)

@@ -1,0 +1,31 @@
+"""Sketch: draw a clothing item (or upload one) and see what the model thinks it is."""
+
+import streamlit as st
+import torch  # noqa: F401 - import torch in the main thread first (see NOTES: numpy race)
+
+from fmnist_app import sketch as ui
+from fmnist_app.common import page_setup
+
+status = page_setup("Sketch")
+st.title("✏️ Sketch")
+st.write(
+    "Draw one clothing item - a T-shirt, trousers, a bag, a sneaker... The drawing is framed "
+    "the way Fashion-MNIST frames its items (cropped, scaled to fill the 28x28 frame, centred, "
+    "outlines filled) and classified after every stroke."
+)
+loaded = ui.pick_model()
+if loaded is None:
+    st.stop()
+
+draw_tab, upload_tab, test_tab = st.tabs(["Draw", "Upload an image", "Random test image"])
+with draw_tab:
+    canvas_col, result_col = st.columns([1, 1])
+    with canvas_col:
+        tool, stroke, fill = ui.canvas_controls()
+        drawing = ui.canvas(tool, stroke)
+    with result_col:
+        ui.show_result("draw", drawing, loaded, fill)
+with upload_tab:
+    ui.upload(loaded, fill)
+with test_tab:
+    ui.random_test_image(loaded, status.ok)
