@@ -112,8 +112,11 @@ def _as_array(image: Any) -> np.ndarray:
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or 0 in arr.shape:
-        raise SketchError(f"Expected a greyscale, RGB or RGBA image; got an array {arr.shape}.")
+    shape_ok = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))
+    if not shape_ok or 0 in arr.shape or arr.dtype.kind not in "biuf":
+        raise SketchError(
+            f"Expected a greyscale, RGB or RGBA image; got an array {arr.shape} of {arr.dtype}."
+        )
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) * np.float32(1 / 255)
     arr = np.nan_to_num(arr.astype(np.float32))

@@ -9,8 +9,11 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from fmnist_core import data, sketch
+from fmnist_core import TrainConfig, cli, data, sketch
 from fmnist_core.model import NotebookCNN
+from fmnist_core.plots import probability_figure
+from fmnist_core.runs import RunRecorder, load_run
+from fmnist_core.train import EpochEnd, RunEnd
 
 WHITE = (255, 255, 255, 255)
 
@@ -138,7 +141,9 @@ def test_empty_drawing_raises_a_clear_error(blank):
         sketch.prepare(blank)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((5, 5, 2)), np.zeros((0, 4)), np.zeros(10)])
+@pytest.mark.parametrize(
+    "bad", [np.zeros((5, 5, 2)), np.zeros((0, 4)), np.zeros(10), np.full((4, 4), "x"), "a string"]
+)
 def test_non_image_arrays_are_refused(bad):
     with pytest.raises(sketch.SketchError, match="greyscale, RGB or RGBA"):
         sketch.prepare(bad)
@@ -215,8 +220,6 @@ def test_decompression_bomb_is_refused(monkeypatch):
 
 
 def test_probability_figure_highlights_the_top_and_the_true_class():
-    from fmnist_core.plots import probability_figure
-
     probs = [0.02] * 10
     probs[7], probs[9] = 0.7, 0.14
     bars = probability_figure(probs, data.CLASSES, true_label=9).data[0]
@@ -225,3 +228,32 @@ def test_probability_figure_highlights_the_top_and_the_true_class():
     assert [i for i, c in enumerate(bars.marker.color) if c != bars.marker.color[0]] == [7]
     assert list(bars.marker.line.width) == [0] * 9 + [3]
     assert bars.text[7] == "70.0%"
+
+
+# ---- the shipped default model ----------------------------------------------------------
+
+
+def test_export_writes_a_small_run_folder_that_loads(runs_dir, tmp_path, capsys):
+    cfg = TrainConfig(epochs=2, conv1=2, conv2=4)
+    states = [NotebookCNN(2, 4, 16).state_dict() for _ in range(2)]
+    events = [
+        EpochEnd(
+            e, 2, 1.0, 1.0, 1.0, 0.5 + e / 10, 1.0, float(e), torch.rand(200, 10), states[e - 1]
+        )
+        for e in (1, 2)
+    ]
+    rec = RunRecorder.create(cfg, runs_dir)
+    list(rec.record(iter([*events, RunEnd("finished", "", 2, 0.7, 2.0)]), torch.arange(200) % 10))
+    dest = tmp_path / "default_model"
+    assert cli.main(["export", rec.run_id, str(dest), "--runs-dir", str(runs_dir)]) == 0
+    shipped = load_run(dest)
+    assert shipped.status == "finished" and shipped.epochs == [2] and shipped.config == cfg
+    assert shipped.final_val_acc == pytest.approx(0.7)
+    model = shipped.load_model()
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, states[1][name]), name
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "config.json", "epoch_002.pt", "history.json", "labels.pt", "probs_002.pt", "status.json"
+    ]  # fmt: skip
+    assert cli.main(["export", rec.run_id, str(dest), "--runs-dir", str(runs_dir)]) == 1
+    assert "not empty" in capsys.readouterr().err
