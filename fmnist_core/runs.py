@@ -18,6 +18,7 @@ import logging
 import os
 import pickle
 import secrets
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -148,7 +149,14 @@ class Run:
         return tensor.float()
 
     def labels(self) -> torch.Tensor:
-        return load_weights(self.path / "labels.pt").long()
+        tensor = load_weights(self.path / "labels.pt")
+        if not isinstance(tensor, torch.Tensor) or tensor.ndim != 1:
+            raise RunError(f"{self.path / 'labels.pt'} does not hold the test labels")
+        return tensor.long()
+
+
+def _valid_row(row: Any) -> bool:
+    return isinstance(row, dict) and all(isinstance(row.get(k), (int, float)) for k in HISTORY_KEYS)
 
 
 def load_run(path: str | Path) -> Run:
@@ -156,12 +164,14 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     try:
         config = TrainConfig.from_dict(_read_json(path / "config.json"))
-    except (ConfigError, TypeError) as exc:
+    except (ConfigError, TypeError, AttributeError) as exc:  # AttributeError: not a dict
         raise RunError(f"{path / 'config.json'} is invalid: {exc}") from exc
     info = _read_json(path / "status.json")
     history = _read_json(path / "history.json")
     if not isinstance(info, dict) or not isinstance(history, list):
         raise RunError(f"{path} has malformed status.json or history.json")
+    if not all(_valid_row(row) for row in history):
+        raise RunError(f"{path / 'history.json'} has malformed rows")
     run = Run(path, config, info, history)
     for epoch in run.epochs:
         for name in (f"epoch_{epoch:03d}.pt", f"probs_{epoch:03d}.pt"):
@@ -231,12 +241,14 @@ class RunRecorder:
     @classmethod
     def create(cls, config: TrainConfig, directory: str | Path | None = None) -> RunRecorder:
         root = runs_dir(directory)
+        folder = None
         try:
             root.mkdir(parents=True, exist_ok=True)
             while True:  # mkdir is atomic: two processes never get the same folder
                 run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{config.name}-{secrets.token_hex(2)}"
                 try:
                     (root / run_id).mkdir()
+                    folder = root / run_id
                     break
                 except FileExistsError:
                     continue
@@ -249,6 +261,8 @@ class RunRecorder:
                 proc_start=_process_start(pid), started=time.time(),
             )  # fmt: skip
         except OSError as exc:
+            if folder is not None:  # no half-made run folder left behind
+                shutil.rmtree(folder, ignore_errors=True)
             raise RunError(f"cannot create a run in {root}: {exc.strerror or exc}") from exc
         return rec
 
