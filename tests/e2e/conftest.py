@@ -28,6 +28,9 @@ import pytest
 from conftest import REPO, write_tiny_dataset  # tests/conftest.py (tests/ is on sys.path)
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from fmnist_core import TrainConfig, start_run
+from fmnist_core.runs import ACTIVE_FILE, find_run, set_active
+
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 CHROMIUMS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
 CHROMIUM_ARGS = [
@@ -39,8 +42,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# Big enough that an epoch at a small batch size takes a visible moment, small enough to load fast.
-N_TRAIN, N_TEST = 2000, 300
+# An epoch at batch 100 takes ~1-5 s on the loaded 2-core machine: long enough to watch.
+N_TRAIN, N_TEST = 1000, 300
+# A deliberately weak learner for the pages that browse a run: epoch 1 still makes many
+# mistakes (~50 %) and epoch 2 fewer (~60 %), so the confusion matrix has off-diagonal cells and
+# changes with the epoch.
+BROWSE_CONFIG = TrainConfig(epochs=2, lr=0.05, batch_size=100, device="cpu", name="e2e")
 SERVER_START_S = 90  # streamlit + torch import on a loaded 2-core machine
 VIEWPORT = {"width": 1400, "height": 1000}
 
@@ -130,6 +137,25 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             yield Server(url, data_dir, runs, log)
         finally:
             _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def trained_run_id(server: Server) -> str:
+    """A finished 2-epoch run in the server's runs folder, trained here without the UI."""
+    recorder, events = start_run(BROWSE_CONFIG, server.runs_dir, data_dir=str(server.data_dir))
+    for _ in events:
+        pass
+    run = find_run(recorder.run_id, server.runs_dir)
+    assert run.status == "finished" and run.epochs == [1, 2], run.info
+    return run.id
+
+
+@pytest.fixture
+def active_trained_run(server: Server, trained_run_id: str) -> Iterator[str]:
+    """Marks the trained run active for one test, then unmarks it (newest finished wins)."""
+    set_active(trained_run_id, server.runs_dir)
+    yield trained_run_id
+    (server.runs_dir / ACTIVE_FILE).unlink(missing_ok=True)
 
 
 def _chromium() -> str:

@@ -43,3 +43,28 @@ def error_texts(page: Page) -> list[str]:
 def assert_no_errors(page: Page) -> None:
     texts = error_texts(page)
     assert not texts, f"error/exception boxes on {page.url}: {texts}"
+
+
+def plotly_point(chart: Locator, x: float, y: float) -> tuple[float, float]:
+    """Viewport pixel of data point (x, y) of the first axes (category axes: the index).
+
+    Uses Plotly's own layout in the DOM (axis offsets and ``l2p``), so it follows margins,
+    reversed axes and resizing; scroll the chart into view before using the result.
+    """
+    plot = chart.locator(".js-plotly-plot")
+    plot.scroll_into_view_if_needed()
+    return tuple(
+        plot.evaluate(
+            """(gd, [x, y]) => {
+                const fl = gd._fullLayout, box = gd.getBoundingClientRect();
+                return [box.left + fl.xaxis._offset + fl.xaxis.l2p(x),
+                        box.top + fl.yaxis._offset + fl.yaxis.l2p(y)];
+            }""",
+            [x, y],
+        )
+    )
+
+
+def heatmap_texts(chart: Locator) -> list[str]:
+    """The numbers written in a Plotly heatmap's cells, row by row, as rendered in the SVG."""
+    return chart.locator(".heatmap-label").all_text_contents()
