@@ -39,6 +39,7 @@ ITEM_SIZE = 28  # longest side of a training item's bounding box (measured, see 
 FRAME = 28  # the dataset's image size
 WORK_SIZE = 112  # resolution of the crop while filling (4x the frame)
 CLOSE_SIZE = 7  # gaps up to ~6 px at WORK_SIZE (~5% of the item) still count as closed
+FILL_LEVEL = 0.8  # brightness of a filled inside: items are greyer than their outline
 HOLE_SHARE = 0.25  # a hole smaller than this share of the largest hole is not filled
 MAX_HOLES = 100  # holes looked at (a noisy photo can have thousands of tiny ones)
 INK_LEVEL = 0.2  # a pixel brighter than this (0..1) is ink, for the box and the fill
@@ -211,7 +212,9 @@ def _max_filter(mask: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def fill_outlines(ink: np.ndarray, value: float = 1.0, close: int = CLOSE_SIZE) -> np.ndarray:
+def fill_outlines(
+    ink: np.ndarray, value: float = FILL_LEVEL, close: int = CLOSE_SIZE
+) -> np.ndarray:
     """Fill what a flood from the border cannot reach; small gaps (< ``close`` px) count as shut.
 
     The ink mask is dilated before the flood (closing small gaps) and the unreached region is

@@ -16,6 +16,7 @@ from fmnist_core.runs import RunRecorder, load_run
 from fmnist_core.train import EpochEnd, RunEnd
 
 WHITE = (255, 255, 255, 255)
+FILLED = round(sketch.FILL_LEVEL * 255)  # the brightness of a filled inside
 
 
 def canvas(draw_fn, size=(400, 400)) -> np.ndarray:
@@ -59,7 +60,7 @@ def test_closed_outline_is_filled_when_on_and_not_when_off():
     drawing = canvas(outline)
     filled = sketch.prepare(drawing, fill=True).preview
     hollow = sketch.prepare(drawing, fill=False).preview
-    assert filled[4:24, 4:24].min() == 255  # the inside is solid
+    assert filled[4:24, 4:24].min() == FILLED  # the inside is solid
     assert hollow[4:24, 4:24].max() == 0  # the inside stays dark
     assert hollow[0, 14] > 100 and hollow[14, 0] > 100  # the outline itself is kept
 
@@ -69,7 +70,7 @@ def test_a_small_gap_still_counts_as_closed_but_an_open_shape_is_not_filled():
         outline(d)
         d.rectangle((190, 94, 199, 106), fill=(0, 0, 0, 255))  # 10 px gap in the top edge
 
-    assert sketch.prepare(canvas(gapped)).preview[14, 14] == 255
+    assert sketch.prepare(canvas(gapped)).preview[14, 14] == FILLED
     cup = canvas(lambda d: d.line([(100, 100), (100, 300), (300, 300), (300, 100)], WHITE, 6))
     assert sketch.prepare(cup).preview[4:24, 4:24].max() == 0
 
@@ -80,7 +81,7 @@ def test_a_bag_is_filled_but_its_small_handle_hole_stays_open():
         d.line([(140, 150), (140, 80), (260, 80), (260, 150)], WHITE, 8)  # handle: a small one
 
     preview = sketch.prepare(canvas(bag)).preview  # 300 x 270 px -> 28 x 25, rows 1..25
-    assert preview[18, 14] == 255  # body filled
+    assert preview[18, 14] == FILLED  # body filled
     assert preview[2:6, 14].max() < 50  # the handle's hole stays dark
     assert preview[1, 14] > 100  # the handle's top bar is there
 
@@ -121,8 +122,8 @@ def test_photo_like_upload_is_inverted_and_background_removed():
     photo = Image.fromarray(paper)
     ImageDraw.Draw(photo).rectangle((50, 60, 150, 200), outline=60, width=8)
     preview = sketch.prepare(png_bytes(photo.convert("RGB"), "JPEG")).preview
-    assert preview[0:3].max() > 200  # the strokes became light
-    assert preview[14, 14] > 200  # and the outline was filled
+    assert preview[0:3].max() > 150  # the dark strokes became light
+    assert abs(int(preview[14, 14]) - FILLED) <= 2  # and the outline was filled
     corners = preview[[0, 0, -1, -1], [0, -1, 0, -1]]
     assert corners.max() < 100
 
