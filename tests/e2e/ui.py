@@ -68,3 +68,13 @@ def plotly_point(chart: Locator, x: float, y: float) -> tuple[float, float]:
 def heatmap_texts(chart: Locator) -> list[str]:
     """The numbers written in a Plotly heatmap's cells, row by row, as rendered in the SVG."""
     return chart.locator(".heatmap-label").all_text_contents()
+
+
+def draw_stroke(page: Page, box: dict[str, float], points: list[tuple[float, float]]) -> None:
+    """One mouse stroke through ``points`` given as fractions (0..1) of ``box``."""
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=6)
+    page.mouse.up()

@@ -1,0 +1,74 @@
+"""Sketch page in a real browser: mouse strokes on the canvas, the prediction, Clear.
+
+The expected prediction is computed here from the canvas's own pixels (read in the browser)
+with the library and the run's model, so a canvas that is not wired to the prediction, or
+the wrong model, fails the test.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from playwright.sync_api import Locator, Page, expect
+
+from fmnist_core import CLASSES
+from fmnist_core.runs import find_run
+from fmnist_core.sketch import predict, prepare
+
+from .conftest import Server, screenshot
+from .ui import SKETCH, assert_no_errors, draw_stroke, main, open_page
+
+EMPTY_MESSAGE = "Draw something on the canvas"
+# A T-shirt outline: body, sleeves, neck; fractions of the canvas.
+T_SHIRT = [
+    [(0.35, 0.2), (0.15, 0.35), (0.25, 0.45), (0.32, 0.4), (0.32, 0.85), (0.68, 0.85)],
+    [(0.68, 0.85), (0.68, 0.4), (0.75, 0.45), (0.85, 0.35), (0.65, 0.2), (0.35, 0.2)],
+]
+READ_PIXELS = """c => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)"""
+
+
+def canvas_rgba(drawing: Locator) -> np.ndarray:
+    """The drawing layer's pixels (H, W, 4) as the browser holds them."""
+    size = drawing.evaluate("c => [c.height, c.width]")
+    return np.array(drawing.evaluate(READ_PIXELS), dtype=np.uint8).reshape(*size, 4)
+
+
+def shown_probs(chart: Locator) -> list[float]:
+    """The bar labels ('12.3%') of the probability chart, top to bottom (= class order)."""
+    expect(chart.locator(".bartext")).to_have_count(len(CLASSES))
+    return [float(t.rstrip("%")) / 100 for t in chart.locator(".bartext").all_text_contents()]
+
+
+def test_draw_predict_and_clear(page: Page, server: Server, active_trained_run: str) -> None:
+    run = find_run(active_trained_run, server.runs_dir)
+    open_page(page, SKETCH)
+    model = main(page).get_by_role("combobox", name="Model")
+    expect(model).to_have_value(re.compile(rf"^Active: {run.id} "))
+    expect(main(page).get_by_text(EMPTY_MESSAGE)).to_be_visible()
+    upper = main(page).locator("canvas.upper-canvas")  # fabric.js's mouse layer
+    upper.scroll_into_view_if_needed()
+    box = upper.bounding_box()
+    assert box
+    for stroke in T_SHIRT:
+        draw_stroke(page, box, stroke)
+
+    size = run.config.image_size
+    expect(main(page).get_by_text(f"What the model sees ({size}x{size})")).to_be_visible()
+    expect(main(page).get_by_text(EMPTY_MESSAGE)).to_have_count(0)
+    chart = main(page).get_by_test_id("stPlotlyChart")
+    expect(chart).to_be_visible()
+    drawing = main(page).locator("canvas.lower-canvas.dc-canvas")
+    want = predict(run.load_model(), prepare(canvas_rgba(drawing), size).tensor)
+    shown = shown_probs(chart)
+    np.testing.assert_allclose(shown, want, atol=0.0015)  # labels are rounded to 0.1 %
+    prediction = main(page).get_by_test_id("stMetric")
+    expect(prediction).to_contain_text(f"Prediction{CLASSES[int(np.argmax(want))]}")
+
+    screenshot(page, "sketch-drawn")
+
+    main(page).get_by_role("button", name="Clear").click()
+    expect(main(page).get_by_text(EMPTY_MESSAGE)).to_be_visible()
+    expect(prediction).to_have_count(0)
+    expect(chart).to_have_count(0)
+    assert_no_errors(page)
