@@ -141,7 +141,8 @@ def summary(view: View) -> None:
     st.metric("Test accuracy", f"{accuracy(view.cm):.1%}")
     st.caption(f"{int(view.cm.sum()):,} test images, epoch {view.epoch} of run {view.run.id}")
     table = pd.DataFrame(per_class_metrics(view.cm))
-    percent = st.column_config.NumberColumn(format="percent")
+    table[list(METRICS)] *= 100
+    percent = st.column_config.NumberColumn(format="%.1f%%")
     st.dataframe(table, hide_index=True, column_config=dict.fromkeys(METRICS, percent))
     st.markdown("**Most confused pairs** (true → predicted)")
     for true, pred, count in top_confusions(view.cm, 5):
@@ -162,7 +163,7 @@ def _page(view: View, true: int, pred: int, total: int) -> int:
     pages = max(1, math.ceil(total / PER_PAGE))
     if pages == 1:
         return 1
-    page = st.number_input(f"Page (of {pages})", 1, pages, step=1, key=PAGE_KEY)
+    page = st.columns([1, 4])[0].number_input(f"Page (of {pages})", 1, pages, step=1, key=PAGE_KEY)
     return int(page)
 
 

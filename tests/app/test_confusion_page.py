@@ -102,6 +102,10 @@ def test_page_renders_a_trained_run(tiny_env: Path, runs_dir: Path) -> None:
     assert heat["type"] == "heatmap" and heat["hoverinfo"] == "skip"
     assert overlay["customdata"][SHIRT * 10 + TSHIRT] == [SHIRT, TSHIRT]
     assert spec["layout"]["xaxis"]["type"] == spec["layout"]["yaxis"]["type"] == "category"
+    at.toggle(key="cm_rates").set_value(True).run()
+    rates = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    assert rates["z"][SHIRT] == pytest.approx([c / N_TEST * 10 for c in heat["z"][SHIRT]])
+    assert rates["text"][SHIRT][SHIRT].endswith(f"({heat['z'][SHIRT][SHIRT]})")
 
 
 def test_injected_click_shows_that_cells_images_most_confident_first(
