@@ -139,6 +139,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             _stop(proc)
 
 
+@pytest.fixture(autouse=True)
+def no_server_traceback(server: Server) -> Iterator[None]:
+    """Fail a test during which the server logged a traceback (the page may hide it)."""
+    start = server.log.stat().st_size
+    yield
+    with server.log.open("rb") as log:
+        log.seek(start)
+        new = log.read().decode(errors="replace")
+    assert "Traceback" not in new, f"the server logged an error during this test:\n{new[-4000:]}"
+
+
 @pytest.fixture(scope="session")
 def trained_run_id(server: Server) -> str:
     """A finished 2-epoch run in the server's runs folder, trained here without the UI."""

@@ -1,0 +1,27 @@
+"""Every page loads in a real browser without an error or exception box (issue 6, scenario 6).
+
+A trained run exists, so the pages that browse runs show their full content, not the
+"train a model first" message.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from .ui import CONFUSION, HOME, SKETCH, assert_no_errors, main, open_page
+
+PAGES = {  # URL -> its title
+    HOME: "Watch a CNN learn Fashion-MNIST",
+    CONFUSION: "Confusion matrix",
+    SKETCH: "Sketch",
+}
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_page_loads_without_errors(page: Page, path: str, trained_run_id: str) -> None:
+    open_page(page, path)
+    expect(main(page).get_by_role("heading", level=1)).to_contain_text(PAGES[path])
+    # The sidebar of every page names the active model (the only run, or a newer one).
+    expect(page.get_by_test_id("stSidebar")).to_contain_text("Active model: 2")
+    assert_no_errors(page)
