@@ -12,6 +12,22 @@ def _cell_text(count: int, rate: float, rates: bool) -> str:
     return f"{rate:.0%}<br>({count})" if rates else str(count)
 
 
+def _click_overlay(
+    cm: list[list[int]], rate: list[list[float]], classes: list[str] | tuple[str, ...]
+) -> go.Scatter:
+    """One invisible, clickable square per cell carrying ``customdata=[true, pred]``."""
+    cells = [(t, p) for t in range(len(classes)) for p in range(len(classes))]
+    hover = [
+        f"true {classes[t]}<br>predicted {classes[p]}<br>{cm[t][p]} images ({rate[t][p]:.1%})"
+        for t, p in cells
+    ]
+    return go.Scatter(
+        x=[classes[p] for _, p in cells], y=[classes[t] for t, _ in cells],
+        customdata=[[t, p] for t, p in cells], text=hover, hovertemplate="%{text}<extra></extra>",
+        mode="markers", marker={"symbol": "square", "size": 36, "opacity": 0}, showlegend=False,
+    )  # fmt: skip
+
+
 def confusion_figure(
     cm: list[list[int]],
     classes: list[str] | tuple[str, ...],
@@ -33,17 +49,7 @@ def confusion_figure(
         texttemplate="%{text}", colorscale="Blues", hoverinfo="skip",
         colorbar={"title": "rate" if rates else "images", "tickformat": ".0%" if rates else ""},
     )  # fmt: skip
-    cells = [(t, p) for t in range(n) for p in range(n)]
-    hover = [
-        f"true {classes[t]}<br>predicted {classes[p]}<br>{cm[t][p]} images ({rate[t][p]:.1%})"
-        for t, p in cells
-    ]
-    overlay = go.Scatter(
-        x=[classes[p] for _, p in cells], y=[classes[t] for t, _ in cells],
-        customdata=[[t, p] for t, p in cells], text=hover, hovertemplate="%{text}<extra></extra>",
-        mode="markers", marker={"symbol": "square", "size": 36, "opacity": 0}, showlegend=False,
-    )  # fmt: skip
-    fig = go.Figure([heat, overlay])
+    fig = go.Figure([heat, _click_overlay(cm, rate, classes)])
     fig.update_layout(
         height=600, margin={"l": 10, "r": 10, "t": 30, "b": 10}, clickmode="event+select",
         xaxis={"title": "predicted class", "type": "category", "tickangle": -40},
