@@ -31,7 +31,7 @@ from torch import nn
 
 from fmnist_core.atomic import atomic_torch_save, atomic_write_json
 from fmnist_core.config import ConfigError, TrainConfig
-from fmnist_core.data import load_tensors
+from fmnist_core.data import NUM_CLASSES, load_tensors
 from fmnist_core.model import build_model
 from fmnist_core.train import EpochEnd, Event, RunEnd, Started, train
 
@@ -143,9 +143,11 @@ class Run:
 
     def probs(self, epoch: int | None = None) -> torch.Tensor:
         """Test-set probabilities (N, 10) float32 after ``epoch`` (default: the last)."""
-        tensor = load_weights(self.path / f"probs_{self._epoch(epoch):03d}.pt")
-        if not isinstance(tensor, torch.Tensor) or tensor.ndim != 2:
-            raise RunError(f"{self.path} has malformed predictions for epoch {epoch}")
+        path = self.path / f"probs_{self._epoch(epoch):03d}.pt"
+        tensor = load_weights(path)
+        shape = (len(self.labels()), NUM_CLASSES)  # one row per test image
+        if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape:
+            raise RunError(f"{path} does not hold {shape[0]} x {shape[1]} test predictions")
         return tensor.float()
 
     def labels(self) -> torch.Tensor:

@@ -176,6 +176,15 @@ def test_corrupt_weights_are_refused_naming_the_file(content, earlier, runs_dir)
         load_run(runs_dir / earlier).load_model()
 
 
+@pytest.mark.parametrize("wrong", [torch.zeros(5, 10), torch.zeros(200, 3), {"p": torch.zeros(3)}])
+def test_predictions_of_the_wrong_shape_are_refused(wrong, earlier, runs_dir, capsys):
+    torch.save(wrong, runs_dir / earlier / "probs_001.pt")
+    with pytest.raises(RunError, match="probs_001.pt does not hold 200 x 10 test predictions"):
+        load_run(runs_dir / earlier).probs()
+    assert cli.main(["evaluate", earlier, "--runs-dir", str(runs_dir)]) == 1
+    assert "probs_001.pt" in capsys.readouterr().err
+
+
 def test_labels_of_the_wrong_kind_are_refused(earlier, runs_dir):
     torch.save({"not": torch.zeros(3)}, runs_dir / earlier / "labels.pt")
     with pytest.raises(RunError, match="labels.pt"):
