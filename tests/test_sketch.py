@@ -258,3 +258,40 @@ def test_export_writes_a_small_run_folder_that_loads(runs_dir, tmp_path, capsys)
     ]  # fmt: skip
     assert cli.main(["export", rec.run_id, str(dest), "--runs-dir", str(runs_dir)]) == 1
     assert "not empty" in capsys.readouterr().err
+
+
+def test_predict_leaves_the_thread_setting_alone():
+    before = torch.get_num_threads()
+    sketch.predict(NotebookCNN(2, 4, 16).eval(), torch.zeros(1, 1, 16, 16))
+    assert torch.get_num_threads() == before
+
+
+# Clean outlines as a user draws them (unit square, x right, y down), one closed stroke each
+# plus the bag's handle; the shipped model must recognise each.
+DRAWINGS = {
+    "Trouser": [[(0.3, 0.05), (0.7, 0.05), (0.76, 0.95), (0.58, 0.95), (0.5, 0.35),
+                 (0.42, 0.95), (0.24, 0.95), (0.3, 0.05)]],
+    "T-shirt/top": [[(0.3, 0.1), (0.42, 0.1), (0.5, 0.18), (0.58, 0.1), (0.7, 0.1), (0.95, 0.32),
+                     (0.85, 0.45), (0.75, 0.37), (0.75, 0.92), (0.25, 0.92), (0.25, 0.37),
+                     (0.15, 0.45), (0.05, 0.32), (0.3, 0.1)]],
+    "Bag": [[(0.08, 0.4), (0.92, 0.4), (0.92, 0.9), (0.08, 0.9), (0.08, 0.4)],
+            [(0.3, 0.4), (0.32, 0.2), (0.5, 0.13), (0.68, 0.2), (0.7, 0.4)]],
+    "Sneaker": [[(0.05, 0.55), (0.17, 0.4), (0.3, 0.44), (0.45, 0.37), (0.62, 0.53),
+                 (0.95, 0.63), (0.95, 0.76), (0.05, 0.76), (0.05, 0.55)]],
+}  # fmt: skip
+
+
+def test_shipped_default_model_is_small_loads_and_recognises_simple_drawings():
+    shipped = load_run(sketch.DEFAULT_MODEL_DIR)
+    assert shipped.status == "finished" and shipped.final_val_acc > 0.88
+    assert sum(p.stat().st_size for p in sketch.DEFAULT_MODEL_DIR.iterdir()) < 1_000_000
+    model = shipped.load_model()
+    for name, strokes in DRAWINGS.items():
+        for stroke_width, offset, size in ((12, (40, 40), 320), (5, (200, 30), 150)):
+
+            def draw(d, strokes=strokes, w=stroke_width, o=offset, s=size):
+                for stroke in strokes:
+                    d.line([(o[0] + s * x, o[1] + s * y) for x, y in stroke], WHITE, w, "curve")
+
+            probs = sketch.predict(model, sketch.prepare(canvas(draw), 28).tensor)
+            assert data.CLASSES[int(probs.argmax())] == name, (name, stroke_width, probs.round(2))

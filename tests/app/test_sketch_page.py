@@ -1,0 +1,167 @@
+"""AppTest of the Sketch page: injected canvas drawings, uploads, test images, model choice.
+
+The canvas is a custom component (an UnknownElement for AppTest): a drawing is injected the
+way the browser sends it, ``{"drawing": {"raw": fabric JSON, "data": PNG data URL}}`` under
+the canvas key (see streamlit_drawable_canvas.st_canvas: ``result["drawing"]["data"]``).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
+
+from fmnist_app import sketch as ui
+from fmnist_core import TrainConfig, build_model
+from fmnist_core.runs import RunRecorder
+from fmnist_core.train import EpochEnd, RunEnd
+
+PAGE = Path(__file__).resolve().parents[2] / "pages" / "3_Sketch.py"
+CANVAS = f"{ui.CANVAS_KEY}_0"
+
+
+def write_run(runs_dir: Path, name: str = "sketchy") -> str:
+    """A finished one-epoch run (random weights, 16x16) written by the real recorder."""
+    cfg = TrainConfig(epochs=1, conv1=4, conv2=8, name=name)
+    torch.manual_seed(0)
+    state = build_model(cfg).state_dict()
+    probs = torch.full((200, 10), 0.1)
+    events = [EpochEnd(1, 1, 1.0, 1.0, 1.0, 0.5, 1.0, 1.0, probs, state)]
+    rec = RunRecorder.create(cfg, runs_dir)
+    list(rec.record(iter([*events, RunEnd("finished", "", 1, 0.5, 1.0)]), torch.arange(200) % 10))
+    return rec.run_id
+
+
+def png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def drawing_state(draw: bool = True) -> dict:
+    """What the canvas sends after a stroke: a 400x400 RGBA PNG, black with a white outline."""
+    image = Image.new("RGBA", (400, 400), (0, 0, 0, 255))
+    if draw:
+        ImageDraw.Draw(image).rectangle((80, 60, 320, 340), outline=(255, 255, 255, 255), width=12)
+    url = "data:image/png;base64," + base64.b64encode(png(image)).decode()
+    return {"drawing": {"raw": {"objects": [{"type": "path"}] if draw else []}, "data": url}}
+
+
+def open_page(timeout: float = 60) -> AppTest:
+    at = AppTest.from_file(str(PAGE), default_timeout=timeout).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def charts(at: AppTest) -> list:
+    return at.get("plotly_chart")
+
+
+def bar_values(chart) -> list[float]:
+    return json.loads(chart.proto.spec)["data"][0]["x"]
+
+
+def texts(at: AppTest) -> str:
+    return " ".join(e.value for e in [*at.info, *at.error, *at.markdown, *at.caption])
+
+
+def test_injected_drawing_shows_a_prediction_and_the_bar_chart(tiny_env, runs_dir):
+    run_id = write_run(runs_dir)
+    at = open_page()
+    assert run_id in at.selectbox(key=ui.MODEL_KEY).value
+    assert "Draw something" in texts(at) and not at.metric
+    at.session_state[CANVAS] = drawing_state()
+    at.run()
+    assert not at.exception, at.exception
+    assert at.metric[0].label == "Prediction" and at.metric[0].value in ui.CLASSES
+    assert "probability" in at.metric[0].delta
+    (chart,) = charts(at)
+    values = bar_values(chart)
+    assert len(values) == 10 and abs(sum(values) - 1) < 1e-4
+    assert "What the model sees (16x16)" in [img.caption for img in at.get("image")[0].proto.imgs]
+
+
+def test_blank_canvas_shows_the_message_and_no_prediction(tiny_env, runs_dir):
+    write_run(runs_dir)
+    at = open_page()
+    at.session_state[CANVAS] = drawing_state(draw=False)
+    at.run()
+    assert not at.exception, at.exception
+    assert "Draw something on the canvas" in texts(at)
+    assert not at.metric and not charts(at)
+
+
+def test_clear_gives_a_fresh_canvas(tiny_env, runs_dir):
+    write_run(runs_dir)
+    at = open_page()
+    at.session_state[CANVAS] = drawing_state()
+    at.run()
+    assert at.metric
+    at.button(key="sketch_clear").click().run()
+    assert at.session_state[ui.CLEARS_KEY] == 1
+    assert not at.metric and "Draw something" in texts(at)
+
+
+def test_corrupt_upload_is_refused_and_a_good_one_classified(tiny_env, runs_dir):
+    write_run(runs_dir)
+    at = open_page()
+    uploader = at.get("file_uploader")[0]
+    uploader.upload("shirt.png", b"\x89PNG\r\n\x1a\n not really a png", "image/png").run()
+    assert not at.exception, at.exception
+    assert any("not a PNG or JPEG" in e.value for e in at.error), texts(at)
+    assert not at.metric
+    image = Image.new("L", (120, 160), 255)  # dark drawing on white paper
+    ImageDraw.Draw(image).rectangle((20, 20, 100, 140), outline=0, width=6)
+    at.get("file_uploader")[0].upload("bag.png", png(image), "image/png").run()
+    assert not at.error and at.metric and len(charts(at)) == 1
+
+
+def test_random_test_image_shows_its_true_class(tiny_env, runs_dir):
+    write_run(runs_dir)
+    at = open_page()
+    at.button(key="sketch_random").click().run()
+    assert not at.exception, at.exception
+    index = at.session_state[ui.TEST_INDEX_KEY]
+    label = (index % 200) % 10  # the tiny test set's labels are index % 10
+    assert f"True class: **{ui.CLASSES[label]}**" in texts(at)
+    assert at.metric and len(charts(at)) == 1
+
+
+def test_any_finished_run_can_be_chosen_and_the_active_one_is_the_default(tiny_env, runs_dir):
+    first = write_run(runs_dir, "first")
+    second = write_run(runs_dir, "second")
+    (runs_dir / "active.json").write_text(json.dumps({"run_id": first}))
+    at = open_page()
+    picker = at.selectbox(key=ui.MODEL_KEY)
+    assert picker.value.startswith("Active: " + first)
+    assert any(second in option for option in picker.options)
+    picker.select(next(o for o in picker.options if second in o)).run()
+    at.session_state[CANVAS] = drawing_state()
+    at.run()
+    assert not at.exception and at.metric
+
+
+def test_shipped_default_model_works_before_any_training(tiny_env):
+    at = open_page()
+    picker = at.selectbox(key=ui.MODEL_KEY)
+    assert picker.options == [picker.value] and "Shipped default model" in picker.value
+    at.session_state[CANVAS] = drawing_state()
+    at.run()
+    assert not at.exception, at.exception
+    assert at.metric and len(charts(at)) == 1
+    assert "What the model sees (28x28)" in [img.caption for img in at.get("image")[0].proto.imgs]
+
+
+def test_enlarged_input_is_the_model_tensor():
+    tensor = torch.zeros(1, 1, 16, 16)
+    tensor[0, 0, 3, 5] = 1.0
+    pixels = np.asarray(ui._enlarged(tensor))
+    assert pixels.shape == (ui.SHOWN_PX, ui.SHOWN_PX)
+    scale = ui.SHOWN_PX / 16
+    assert pixels[int(3.5 * scale), int(5.5 * scale)] == 255 and pixels.sum() // 255 < scale**2 + 50
