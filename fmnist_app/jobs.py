@@ -1,0 +1,233 @@
+"""The process-wide training job: one training at a time per server, in a background thread.
+
+    jobs = job_manager()                 # one JobManager per process (st.cache_resource)
+    jobs.start(cfg)                      # JobError with a readable message if it cannot start
+    snap = jobs.snapshot()               # a copy of the state, safe to display in any session
+    jobs.stop()                          # the core honours it before the next batch
+
+The thread consumes ``fmnist_core.runs.start_run`` events and never calls Streamlit (see
+NOTES: a plain thread's ``st.*`` calls go nowhere). Pages poll ``snapshot()``. A finished run
+becomes the active model; stopped and failed runs never do.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import streamlit as st
+
+from fmnist_core.config import TrainConfig
+from fmnist_core.data import DataError
+from fmnist_core.runs import RunError, set_active, start_run
+from fmnist_core.train import BatchProgress, EpochEnd, Event, RunEnd, Started
+
+log = logging.getLogger(__name__)
+MAX_LOSS_POINTS = 400  # the batch-loss trace never holds more points than this
+HISTORY_COLUMNS = ("epoch", "cost", "train_loss", "val_loss", "val_acc", "seconds")
+ACTIVE = ("starting", "running")  # statuses of a job that is still going
+
+
+class JobError(RuntimeError):
+    """A training cannot start; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """What a page shows about the current (or last) training; a copy, never shared state."""
+
+    status: str = "idle"  # idle | starting | running | finished | stopped | failed
+    config: TrainConfig | None = None
+    run_id: str | None = None
+    started: float | None = None  # time.time() when it started
+    device: str = ""
+    n_train: int = 0
+    epoch: int = 0  # current epoch, 1-based; 0 before the first batch
+    batch: int = 0
+    batches: int = 0  # batches per epoch
+    images_per_s: float = 0.0
+    eta_s: float = 0.0
+    elapsed_s: float = 0.0
+    history: tuple[dict[str, float], ...] = ()  # one row per finished epoch (HISTORY_COLUMNS)
+    losses: tuple[tuple[float, float], ...] = ()  # (fractional epoch, batch loss), downsampled
+    final_val_acc: float | None = None
+    train_s: float | None = None
+    reason: str = ""  # why it stopped or failed
+    stopping: bool = False  # Stop was pressed; the run ends before its next batch
+    active: bool = False  # the run was made the active model
+
+    @property
+    def running(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def progress(self) -> float:
+        """Share of all training batches done, 0..1."""
+        if not self.config or not self.batches:
+            return 0.0
+        done = (self.epoch - 1) * self.batches + self.batch if self.epoch else 0
+        return min(1.0, done / (self.config.epochs * self.batches))
+
+
+@dataclass
+class LossTrace:
+    """Batch losses averaged in buckets of ``stride`` batches; the stride doubles when full.
+
+    Keeps at most ``limit`` points however long the run, evenly spread over it.
+    """
+
+    limit: int = MAX_LOSS_POINTS
+    stride: int = 1
+    points: list[tuple[float, float]] = field(default_factory=list)
+    _sum: float = 0.0
+    _count: int = 0
+
+    def __post_init__(self) -> None:
+        self.limit = max(2, self.limit - self.limit % 2)  # even: merging pairs loses nothing
+
+    def add(self, x: float, loss: float) -> None:
+        self._sum += loss
+        self._count += 1
+        if self._count < self.stride:
+            return
+        self.points.append((x, self._sum / self._count))
+        self._sum, self._count = 0.0, 0
+        if len(self.points) >= self.limit:  # merge neighbours: half the points, twice the stride
+            pairs = zip(self.points[::2], self.points[1::2], strict=False)
+            self.points = [(b[0], (a[1] + b[1]) / 2) for a, b in pairs]
+            self.stride *= 2
+
+
+Starter = Callable[..., tuple[object, Iterator[Event]]]
+
+
+class JobManager:
+    """Owns at most one training thread; every state change happens under ``_lock``."""
+
+    def __init__(self, runs_dir: str | Path | None = None, starter: Starter = start_run) -> None:
+        self._runs_dir = runs_dir  # None: FMNIST_RUNS_DIR or ./runs, read when a run starts
+        self._starter = starter
+        self._lock = threading.Lock()
+        self._state = JobSnapshot()
+        self._trace = LossTrace()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def snapshot(self) -> JobSnapshot:
+        with self._lock:
+            return replace(self._state, losses=tuple(self._trace.points))
+
+    def start(self, cfg: TrainConfig) -> str:
+        """Start training ``cfg`` in the background; returns the run id.
+
+        Raises JobError when a training is already running or the run cannot be created
+        (no dataset, runs folder not writable); no thread is started then.
+        """
+        with self._lock:
+            if self._state.running:
+                raise JobError(self._busy_message())
+            previous = self._state
+            self._state = JobSnapshot(status="starting", config=cfg, started=time.time())
+            self._trace = LossTrace()
+            self._stop = threading.Event()
+        try:
+            rec, events = self._starter(cfg, self._runs_dir, self._stop)
+        except (DataError, RunError) as exc:
+            with self._lock:
+                self._state = previous
+            raise JobError(f"Cannot start training: {exc}") from None
+        with self._lock:
+            self._state = replace(self._state, run_id=rec.run_id)
+            self._thread = threading.Thread(
+                target=self._consume, args=(rec.run_id, events), name="fmnist-train", daemon=True
+            )
+            self._thread.start()
+        return rec.run_id
+
+    def stop(self) -> bool:
+        """Ask the running training to stop before its next batch; False when none runs."""
+        with self._lock:
+            if not self._state.running:
+                return False
+            self._stop.set()
+            self._state = replace(self._state, stopping=True)
+            return True
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the training thread to end (tests, shutdown); True when no thread runs."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return thread is None or not thread.is_alive()
+
+    def _busy_message(self) -> str:
+        s = self._state
+        when = time.strftime("%H:%M:%S", time.localtime(s.started)) if s.started else "?"
+        return (
+            f"A training is already running (run {s.run_id or '...'}, started {when}). "
+            "One training at a time: it uses every CPU core. Stop it or wait for it to end."
+        )
+
+    def _consume(self, run_id: str, events: Iterator[Event]) -> None:
+        try:
+            for event in events:
+                if isinstance(event, RunEnd) and event.status == "finished":
+                    self._activate(run_id)
+                with self._lock:
+                    self._apply(event)
+        except Exception as exc:  # noqa: BLE001 - shown as a failed run, logged in full
+            log.exception("training thread crashed")
+            with self._lock:
+                self._state = replace(
+                    self._state, status="failed", reason=f"training crashed: {exc}"
+                )
+        with self._lock:  # a generator that ended without RunEnd still ends the job
+            if self._state.running:
+                self._state = replace(self._state, status="failed", reason="training ended early")
+
+    def _activate(self, run_id: str) -> None:
+        try:
+            set_active(run_id, self._runs_dir)
+        except OSError as exc:
+            log.error("could not mark run %s active: %s", run_id, exc)
+            return
+        with self._lock:
+            self._state = replace(self._state, active=True)
+
+    def _apply(self, event: Event) -> None:
+        s = self._state
+        if isinstance(event, Started):
+            self._state = replace(s, status="running", device=event.device, n_train=event.n_train,
+                                  batches=event.batches_per_epoch)  # fmt: skip
+        elif isinstance(event, BatchProgress):
+            self._trace.add(event.epoch - 1 + event.batch / event.batches, event.loss)
+            self._state = replace(
+                s, epoch=event.epoch, batch=event.batch, batches=event.batches,
+                images_per_s=event.images_per_s, eta_s=event.eta_s, elapsed_s=event.elapsed_s,
+            )  # fmt: skip
+        elif isinstance(event, EpochEnd):
+            row = {k: float(getattr(event, k)) for k in HISTORY_COLUMNS}
+            row["epoch"] = event.epoch
+            self._state = replace(s, history=(*s.history, row), elapsed_s=event.elapsed_s)
+        elif isinstance(event, RunEnd):
+            self._state = replace(s, status=event.status, reason=event.reason,
+                                  final_val_acc=event.final_val_acc, train_s=event.train_s,
+                                  stopping=False)  # fmt: skip
+
+
+@st.cache_resource
+def job_manager() -> JobManager:
+    """The one JobManager of this server process, shared by every session and page."""
+    return JobManager()
+
+
+def job_caption(snap: JobSnapshot) -> str | None:
+    """One line for the sidebar while a training runs, else None."""
+    if not snap.running:
+        return None
+    where = f"epoch {snap.epoch}/{snap.config.epochs}" if snap.config and snap.epoch else "starting"
+    return f"**Training now:** run {snap.run_id or '...'}, {where} ({snap.progress:.0%})"

@@ -1,0 +1,148 @@
+"""JobManager without Streamlit: one job at a time, stop, finished runs active, failures not.
+
+Real trainings on the tiny dataset go through ``start_run``; the one-at-a-time and stop
+tests use a scripted starter whose events wait on gates, so nothing depends on timing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from fmnist_app.jobs import JobError, JobManager, JobSnapshot, LossTrace, job_caption
+from fmnist_core import runs
+from fmnist_core.config import TrainConfig
+from fmnist_core.train import BatchProgress, RunEnd, Started
+
+TINY = TrainConfig(epochs=2, batch_size=100, lr=0.1, name="tiny")
+BOOM = TrainConfig(epochs=2, lr=1.0, optimizer="adam", batch_size=16, name="boom")
+WAIT = 60  # seconds: generous for a loaded 2-core machine; a passing test never waits it
+
+
+class ScriptedStarter:
+    """A ``start_run`` stand-in: Started, one batch, then waits for ``release`` or the stop."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.first_batch = threading.Event()
+        self.calls = 0
+
+    def __call__(self, cfg, directory, stop) -> tuple[SimpleNamespace, Iterator]:
+        self.calls += 1
+        return SimpleNamespace(run_id=f"scripted-{self.calls}"), self._events(stop)
+
+    def _events(self, stop: threading.Event) -> Iterator:
+        yield Started("cpu", 600, 200, 6, 1000, "scripted")
+        yield BatchProgress(1, 1, 6, 2.3, 100.0, 5.0, 0.1)
+        self.first_batch.set()
+        while not (stop.is_set() or self.release.is_set()):
+            stop.wait(0.01)  # the real loop checks its flag once per batch
+        if stop.is_set():
+            yield RunEnd("stopped", "stopped by the user", 0, None, 0.2)
+        else:
+            yield RunEnd("finished", "", 2, 0.9, 0.3)
+
+
+@pytest.fixture
+def jobs(runs_dir: Path, tiny_env) -> Iterator[JobManager]:
+    manager = JobManager(runs_dir)
+    yield manager
+    manager.stop()
+    assert manager.join(WAIT)
+
+
+def test_a_tiny_training_finishes_saves_and_becomes_active(jobs, runs_dir):
+    run_id = jobs.start(TINY)
+    assert jobs.join(WAIT)
+    snap = jobs.snapshot()
+    assert snap.status == "finished" and snap.run_id == run_id and snap.active
+    assert [row["epoch"] for row in snap.history] == [1, 2]
+    assert snap.final_val_acc == snap.history[-1]["val_acc"] > 0.5
+    assert snap.batches == 6 and (snap.epoch, snap.batch) == (2, 6) and snap.progress == 1.0
+    assert [round(x, 3) for x, _ in snap.losses] == [round(i / 6, 3) for i in range(1, 13)]
+    assert snap.config == TINY and not snap.running
+    saved = runs.find_run(run_id, runs_dir)
+    assert saved.status == "finished" and saved.epochs == [1, 2]
+    assert runs.active_run(runs_dir).id == run_id
+
+
+def test_a_diverging_training_fails_with_its_reason_and_is_never_active(jobs, runs_dir):
+    run_id = jobs.start(BOOM)
+    assert jobs.join(WAIT)
+    snap = jobs.snapshot()
+    assert snap.status == "failed" and not snap.active
+    assert "diverged at epoch" in snap.reason and "lower the learning rate" in snap.reason
+    assert runs.find_run(run_id, runs_dir).status == "failed"
+    assert not (runs_dir / runs.ACTIVE_FILE).exists() and runs.active_run(runs_dir) is None
+
+
+def test_one_job_at_a_time_and_stop_ends_it_as_stopped(runs_dir):
+    starter = ScriptedStarter()
+    jobs = JobManager(runs_dir, starter=starter)
+    jobs.start(TINY)
+    assert starter.first_batch.wait(WAIT)
+    snap = jobs.snapshot()
+    assert snap.running and (snap.epoch, snap.batch, snap.batches) == (1, 1, 6)
+    assert job_caption(snap) == "**Training now:** run scripted-1, epoch 1/2 (8%)"
+    with pytest.raises(JobError, match="already running .*scripted-1"):
+        jobs.start(TINY.replace(seed=1))
+    assert starter.calls == 1 and jobs.snapshot().config == TINY
+    assert jobs.stop() and jobs.snapshot().stopping
+    assert jobs.join(WAIT)
+    snap = jobs.snapshot()
+    assert snap.status == "stopped" and not snap.stopping and not snap.active
+    assert job_caption(snap) is None and not jobs.stop()
+    assert not (runs_dir / runs.ACTIVE_FILE).exists()
+    jobs.start(TINY)  # a new job may start once the last one ended
+    assert jobs.snapshot().run_id == "scripted-2" and jobs.snapshot().history == ()
+    starter.release.set()
+    assert jobs.join(WAIT) and jobs.snapshot().status == "finished"
+
+
+def test_missing_data_is_a_clear_error_and_starts_nothing(runs_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("FMNIST_DATA_DIR", str(tmp_path / "nowhere"))
+    jobs = JobManager(runs_dir)
+    not_found = "(?s)^Cannot start training: Fashion-MNIST was not found.*nowhere"
+    with pytest.raises(JobError, match=not_found):
+        jobs.start(TINY)
+    assert jobs.snapshot() == JobSnapshot() and jobs._thread is None
+    assert list(runs_dir.iterdir()) == []
+
+
+def test_a_crashing_event_stream_ends_as_failed(runs_dir):
+    def broken(cfg, directory, stop):
+        def events():
+            yield Started("cpu", 600, 200, 6, 1000, "broken")
+            raise OSError("disk vanished")
+
+        return SimpleNamespace(run_id="broken-1"), events()
+
+    jobs = JobManager(runs_dir, starter=broken)
+    jobs.start(TINY)
+    assert jobs.join(WAIT)
+    snap = jobs.snapshot()
+    assert snap.status == "failed" and snap.reason == "training crashed: disk vanished"
+
+
+def test_loss_trace_stays_bounded_and_keeps_the_mean():
+    trace = LossTrace(limit=50)
+    values = [float(i % 7) for i in range(10_000)]
+    for i, v in enumerate(values):
+        trace.add((i + 1) / 1000, v)
+    assert 25 <= len(trace.points) < 50 and trace.stride == 256
+    xs = [x for x, _ in trace.points]
+    assert xs == sorted(xs) and xs[-1] <= 10.0
+    covered = len(trace.points) * trace.stride
+    mean = sum(v for _, v in trace.points) / len(trace.points)
+    assert mean == pytest.approx(sum(values[:covered]) / covered)
+
+
+def test_loss_trace_keeps_every_batch_while_short():
+    trace = LossTrace(limit=10)
+    for i in range(9):
+        trace.add(i, 2.0 * i)
+    assert trace.points == [(i, 2.0 * i) for i in range(9)] and trace.stride == 1
