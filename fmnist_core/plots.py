@@ -88,3 +88,57 @@ def probability_figure(
         yaxis={"autorange": "reversed", "type": "category"},
     )  # fmt: skip
     return fig
+
+
+COST_RED, ACC_BLUE = "#d62728", "#1f77b4"
+EPOCH_HOVER = "epoch %{x}<br>"
+
+
+def _batch_loss_line(losses: list[tuple[float, float]], batches: int) -> go.Scatter:
+    """The running batch loss, scaled by the batches per epoch into the cost's units."""
+    return go.Scatter(
+        x=[x for x, _ in losses], y=[v * batches for _, v in losses],
+        customdata=[v for _, v in losses], mode="lines", name=f"batch loss × {batches}",
+        line={"color": COST_RED, "width": 1}, opacity=0.35,
+        hovertemplate="epoch %{x:.2f}<br>batch loss %{customdata:.4f}<extra></extra>",
+    )  # fmt: skip
+
+
+def training_figure(
+    history: list[dict[str, float]] | tuple[dict[str, float], ...],
+    losses: list[tuple[float, float]] | tuple[tuple[float, float], ...] = (),
+    epochs: int | None = None,
+    batches: int = 0,
+) -> go.Figure:
+    """The notebook's figure, live: epoch cost (red, left axis), val accuracy (blue, right).
+
+    ``history`` rows hold ``epoch``, ``cost`` (sum of the epoch's batch losses) and
+    ``val_acc``: one point each per finished epoch. ``losses`` are ``(fractional epoch,
+    batch loss)`` pairs drawn as a faint red line scaled by ``batches`` (per epoch) into cost
+    units, so the first epoch moves before its cost point exists. ``epochs`` fixes the x range.
+    """
+    ep = [row["epoch"] for row in history]
+    traces = [_batch_loss_line(list(losses), batches)] if losses and batches else []
+    traces.append(go.Scatter(
+        x=ep, y=[row["cost"] for row in history], mode="lines+markers", name="cost",
+        line={"color": COST_RED, "width": 3},
+        hovertemplate=EPOCH_HOVER + "cost %{y:.2f}<extra></extra>",
+    ))  # fmt: skip
+    traces.append(go.Scatter(
+        x=ep, y=[row["val_acc"] for row in history], mode="lines+markers", yaxis="y2",
+        name="validation accuracy", line={"color": ACC_BLUE, "width": 3},
+        hovertemplate=EPOCH_HOVER + "accuracy %{y:.2%}<extra></extra>",
+    ))  # fmt: skip
+    last = max([epochs or 1, *ep, *(x for x, _ in losses)])
+    fig = go.Figure(traces)
+    fig.update_layout(
+        height=380, margin={"l": 10, "r": 10, "t": 30, "b": 10}, hovermode="closest",
+        legend={"orientation": "h", "y": 1.12, "x": 0},
+        xaxis={"title": "epoch", "range": [0, last + 0.1], "dtick": 1 if last <= 30 else None},
+        yaxis={"title": {"text": "cost (sum of batch losses)", "font": {"color": COST_RED}},
+               "tickfont": {"color": COST_RED}, "rangemode": "tozero"},
+        yaxis2={"title": {"text": "validation accuracy", "font": {"color": ACC_BLUE}},
+                "tickfont": {"color": ACC_BLUE}, "overlaying": "y", "side": "right",
+                "tickformat": ".0%", "showgrid": False},
+    )  # fmt: skip
+    return fig
