@@ -109,16 +109,17 @@ def canvas_controls() -> tuple[str, int, bool]:
         "Tool", list(TOOLS), format_func=TOOLS.get, default="freedraw", required=True,
         key="sketch_tool", help="Polygon: click the corners, then the first corner to close it.",
     )  # fmt: skip
-    width_col, fill_col, clear_col = st.columns([3, 2, 1], vertical_alignment="bottom")
-    with width_col:
-        stroke = st.slider("Stroke width", 2, 40, 12, key="sketch_stroke")
+    stroke = st.slider("Stroke width", 2, 40, 12, key="sketch_stroke")
+    fill_col, clear_col = st.columns([3, 2], vertical_alignment="center")
     with fill_col:
         fill = st.toggle(
             "Fill outlines", value=True, key="sketch_fill",
             help="Dataset images are filled silhouettes, so closed outlines are filled.",
         )  # fmt: skip
     with clear_col:
-        st.button("Clear", on_click=_clear, key="sketch_clear", icon="🧽")
+        st.button(
+            "Clear", on_click=_clear, key="sketch_clear", icon=":material/delete:", width="stretch"
+        )
     return tool or "freedraw", stroke, fill
 
 
@@ -127,6 +128,7 @@ def canvas(tool: str, stroke: int) -> np.ndarray | None:
     # Imported here: the component registers itself, which needs a running Streamlit app.
     from streamlit_drawable_canvas import st_canvas  # noqa: PLC0415
 
+    st.caption("Draw below with the mouse (or a finger). The canvas's toolbar has undo and redo.")
     result = st_canvas(
         fill_color="rgba(0, 0, 0, 0)", stroke_width=stroke, stroke_color="#FFFFFF",
         background_color="#000000", height=400, width=400, drawing_mode=tool,
