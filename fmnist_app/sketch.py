@@ -165,7 +165,7 @@ def show_result(key: str, image: Any, loaded: Loaded, fill: bool = True,
     with right:
         st.metric("Prediction", CLASSES[top], f"{probs[top]:.1%} probability", delta_color="off")
         if true_label is not None:
-            verdict = "✅ right" if top == true_label else "❌ wrong"
+            verdict = ":green[:material/check: right]" if top == true_label else ":red[wrong]"
             st.markdown(f"True class: **{CLASSES[true_label]}** ({verdict})")
     figure = probability_figure(probs.tolist(), CLASSES, true_label)
     st.plotly_chart(figure, key=f"sketch_bars_{key}", config={"displayModeBar": False})
@@ -190,7 +190,9 @@ def random_test_image(loaded: Loaded, data_ok: bool) -> None:
     if not data_ok:
         st.info("The dataset is not installed, so there are no test images to show.")
         return
-    st.button("🎲 Random test image", on_click=_new_test_image, key="sketch_random")
+    st.button(
+        "Random test image", on_click=_new_test_image, key="sketch_random", icon=":material/casino:"
+    )
     index = st.session_state.get(TEST_INDEX_KEY)
     if index is None:
         st.caption("Pick a random image of the test set to compare its framing with a sketch.")
