@@ -136,7 +136,9 @@ class JobManager:
             self._stop = threading.Event()
         try:
             rec, events = self._starter(cfg, self._runs_dir, self._stop)
-        except (DataError, RunError) as exc:
+        except Exception as exc:  # noqa: BLE001 - e.g. out of memory: never stay "starting"
+            if not isinstance(exc, DataError | RunError):
+                log.exception("cannot start training")
             with self._lock:
                 self._state = previous
             raise JobError(f"Cannot start training: {exc}") from None

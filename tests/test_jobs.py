@@ -146,3 +146,16 @@ def test_loss_trace_keeps_every_batch_while_short():
     for i in range(9):
         trace.add(i, 2.0 * i)
     assert trace.points == [(i, 2.0 * i) for i in range(9)] and trace.stride == 1
+
+
+def test_an_unexpected_error_while_starting_is_a_message_and_the_manager_stays_usable(runs_dir):
+    def out_of_memory(cfg, directory, stop):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory")
+
+    jobs = JobManager(runs_dir, starter=out_of_memory)
+    with pytest.raises(JobError, match="^Cannot start training: DefaultCPUAllocator"):
+        jobs.start(TINY)
+    assert jobs.snapshot() == JobSnapshot() and jobs._thread is None
+    jobs._starter = ScriptedStarter()
+    jobs.start(TINY)
+    assert jobs.snapshot().running and jobs.stop() and jobs.join(WAIT)
