@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
+from fmnist_app.jobs import job_caption, job_manager
 from fmnist_core import DataError, active_run, load_dataset
 from fmnist_core.runs import runs_dir
 
@@ -65,5 +66,7 @@ def page_setup(title: str, icon: str = "👕") -> DataStatus:
         st.caption(f"**Device:** {device_label()}")
         run = active_run()
         st.caption(f"**Active model:** {run.label() if run else 'none yet - train one'}")
+        if training := job_caption(job_manager().snapshot()):
+            st.caption(training)
         st.caption(f"**Runs folder:** {runs_dir()}")
     return status

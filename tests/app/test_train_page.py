@@ -1,0 +1,198 @@
+"""AppTest of the Train page on the tiny dataset: defaults, presets and validation, a run to
+completion, Stop, a second session, a diverging run; plus the training figure itself.
+
+The job manager is one per process (st.cache_resource) and outlives AppTest instances, so
+every test starts with a fresh one and stops its job at the end. AppTest does not tick
+fragments: tests poll ``at.run()`` with a deadline instead.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from fmnist_app.jobs import JobError, JobManager, job_manager
+from fmnist_core import runs
+from fmnist_core.config import PRESETS
+from fmnist_core.plots import training_figure
+from tests.conftest import REPO
+
+APP = REPO / "streamlit_app.py"
+PAGE = "pages/1_Train.py"
+WAIT = 90  # seconds; a passing test on a quiet machine needs a few
+# Slow enough on the tiny data to still be running when a test looks (it is always stopped).
+SLOW = {"w_image_size": 28, "w_conv1": 64, "w_conv2": 128, "w_batch_size": 16, "w_epochs": 30}
+WIDGETS = ("slider", "select_slider", "selectbox", "radio", "number_input", "toggle")
+
+
+@pytest.fixture
+def jobs(tiny_env) -> Iterator[JobManager]:
+    st.cache_resource.clear()  # a fresh job manager and data status for the tiny data
+    manager = job_manager()
+    yield manager
+    manager.stop()
+    assert manager.join(WAIT)
+    st.cache_resource.clear()
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=WAIT).run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def widget(at: AppTest, key: str):
+    for kind in WIDGETS:
+        found = [w for w in getattr(at, kind) if w.key == key]
+        if found:
+            return found[0]
+    raise AssertionError(f"no widget {key!r} on the page")
+
+
+def configure(at: AppTest, **values) -> AppTest:
+    for key, value in values.items():
+        widget(at, key).set_value(value)
+    return at.run()
+
+
+def texts(at: AppTest, kind: str) -> str:
+    return "\n".join(str(e.value) for e in getattr(at, kind))
+
+
+def run_until(at: AppTest, done: Callable[[AppTest], bool], what: str) -> AppTest:
+    deadline = time.monotonic() + WAIT
+    while True:
+        at.run()
+        assert not at.exception, at.exception
+        if done(at):
+            return at
+        if time.monotonic() > deadline:
+            pytest.fail(f"the page never showed {what} within {WAIT} s")
+
+
+def chart(at: AppTest) -> dict[str, dict]:
+    """The page's Plotly figure: trace name -> trace."""
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    return {t["name"]: t for t in json.loads(charts[0].proto.spec)["data"]}
+
+
+def start_slow(at: AppTest, jobs: JobManager) -> str:
+    configure(at, **SLOW).button(key="train").click().run()
+    run_until(at, lambda _: jobs.snapshot().batch >= 1, "the first batch")
+    return jobs.snapshot().run_id
+
+
+def test_page_renders_with_the_seed_preset(jobs):
+    at = open_page()
+    seed = PRESETS["seed"]
+    assert widget(at, "w_preset").value == "seed"
+    for name in ("epochs", "lr", "batch_size", "image_size", "conv1", "conv2", "optimizer",
+                 "momentum", "train_subset", "seed"):  # fmt: skip
+        assert widget(at, f"w_{name}").value == getattr(seed, name), name
+    assert widget(at, "w_momentum").disabled  # plain SGD has no momentum
+    assert not at.button(key="train").disabled
+    assert "600 training images in batches of 100 = 6 steps per epoch" in texts(at, "caption")
+    assert "No training in this server yet" in texts(at, "info")
+    assert not at.get("plotly_chart") and not at.error
+
+
+def test_presets_fill_the_widgets_and_impossible_settings_disable_train(jobs):
+    at = open_page()
+    widget(at, "w_preset").set_value("quick").run()
+    assert (widget(at, "w_epochs").value, widget(at, "w_train_subset").value) == (3, 6000)
+    assert at.button(key="train").disabled  # the tiny dataset has 600 images
+    assert "the dataset has only 600 training images" in texts(at, "warning")
+    configure(at, w_train_subset=500, w_batch_size=1024)
+    assert at.button(key="train").disabled
+    assert "train_subset (500) must be at least batch_size (1024)" in at.button(key="train").help
+    configure(at, w_batch_size=128, w_optimizer="momentum")
+    assert not at.button(key="train").disabled and not at.warning
+    assert not widget(at, "w_momentum").disabled
+    assert "500 training images in batches of 128 = 4 steps per epoch (the last one has 116)" in (
+        texts(at, "caption")
+    )
+    widget(at, "w_preset").set_value("seed").run()
+    assert widget(at, "w_train_subset").value == 0 and widget(at, "w_optimizer").value == "sgd"
+
+
+def test_train_runs_to_completion_saves_the_run_and_makes_it_active(jobs, runs_dir):
+    at = configure(open_page(), w_epochs=2)
+    at.button(key="train").click().run()
+    assert jobs.snapshot().config == PRESETS["seed"].replace(epochs=2)
+    run_until(at, lambda a: a.success, "the result")
+    run_id = jobs.snapshot().run_id
+    assert f"Saved as run `{run_id}`, now the active model" in texts(at, "success")
+    traces = chart(at)
+    assert traces["cost"]["x"] == [1, 2] and len(traces["validation accuracy"]["y"]) == 2
+    assert traces["validation accuracy"]["yaxis"] == "y2"
+    assert len(traces["batch loss × 6"]["x"]) == 12
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 2
+    assert [p.proto.page for p in at.get("page_link")] == ["Confusion_matrix"]
+    saved = runs.find_run(run_id, runs_dir)
+    assert saved.status == "finished" and saved.epochs == [1, 2]
+    assert runs.active_run(runs_dir).id == run_id
+    assert run_id in texts(at.run(), "caption")  # the sidebar's active model
+    assert not at.button(key="train").disabled
+
+
+def test_stop_ends_the_run_as_stopped_and_a_page_switch_does_not(jobs, runs_dir):
+    at = open_page()
+    run_id = start_slow(at, jobs)
+    assert at.button(key="stop") and at.button(key="train").disabled
+    at.switch_page("streamlit_app.py").run()
+    assert f"**Training now:** run {run_id}" in texts(at, "caption")
+    at.switch_page(PAGE).run()
+    assert jobs.snapshot().running and f"run `{run_id}`" in at.subheader[0].value
+    at.button(key="stop").click().run()
+    run_until(at, lambda a: a.warning, "the stopped run")
+    snap = jobs.snapshot()
+    assert snap.status == "stopped" and snap.epoch < 30
+    assert f"Stopped after {len(snap.history)} completed epoch(s)" in texts(at, "warning")
+    assert runs.find_run(run_id, runs_dir).status == "stopped"
+    assert runs.active_run(runs_dir) is None and not at.button(key="train").disabled
+
+
+def test_a_second_session_sees_the_running_job_and_cannot_start_another(jobs):
+    first = open_page()
+    run_id = start_slow(first, jobs)
+    second = open_page()
+    assert second.button(key="train").disabled
+    assert "one at a time per server" in texts(second, "info")
+    assert f"Training: run `{run_id}`" in second.subheader[0].value
+    assert "conv 64/128" in texts(second, "caption")  # the job's config, not the form's
+    assert len(second.get("progress")) == 2
+    with pytest.raises(JobError, match="already running"):
+        jobs.start(PRESETS["seed"])
+    second.button(key="stop").click().run()  # any session may stop it
+    run_until(first, lambda a: a.warning, "the stop in the first session")
+    assert jobs.snapshot().run_id == run_id and jobs.snapshot().status == "stopped"
+
+
+def test_a_diverging_config_shows_its_reason(jobs, runs_dir):
+    at = configure(open_page(), w_optimizer="adam", w_lr=1.0, w_batch_size=16, w_epochs=2)
+    at.button(key="train").click().run()
+    run_until(at, lambda a: a.error, "an error")
+    error = texts(at, "error")
+    assert "Training failed: diverged at epoch" in error and "lower the learning rate" in error
+    assert "Traceback" not in error and "not made active" in error
+    assert runs.active_run(runs_dir) is None
+
+
+def test_training_figure_has_one_point_per_epoch_on_two_axes():
+    history = [{"epoch": e, "cost": 10.0 / e, "val_acc": 0.5 + e / 10} for e in (1, 2, 3)]
+    losses = [(i / 4, 2.0 - i / 10) for i in range(1, 13)]
+    fig = training_figure(history, losses, epochs=5, batches=4)
+    loss, cost, acc = fig.data
+    assert list(cost.x) == [1, 2, 3] and list(cost.y) == [10.0, 5.0, 10.0 / 3]
+    assert list(acc.y) == [0.6, 0.7, 0.8] and acc.yaxis == "y2"
+    assert cost.line.color == "#d62728" and acc.line.color == "#1f77b4"
+    assert list(loss.y) == pytest.approx([4 * v for _, v in losses])  # in cost units
+    assert fig.layout.yaxis2.side == "right" and list(fig.layout.xaxis.range) == [0, 5.1]
+    assert [t.name for t in training_figure([], epochs=3).data] == ["cost", "validation accuracy"]
