@@ -102,7 +102,7 @@ def _too_many_pixels(width: int | None, height: int | None, max_pixels: int) -> 
 
 
 def _as_array(image: Any) -> np.ndarray:
-    """float32 (H, W) grey or (H, W, 3|4) colour in [0, 1] from PIL, bytes or an array."""
+    """(H, W) grey or (H, W, 3|4) colour, uint8 or float32 in [0, 1], from PIL, bytes, arrays."""
     if image is None:  # the canvas before the first stroke
         raise EmptySketchError("Nothing is drawn - draw something.")
     if isinstance(image, (bytes, bytearray)):
@@ -119,32 +119,40 @@ def _as_array(image: Any) -> np.ndarray:
             f"Expected a greyscale, RGB or RGBA image; got an array {arr.shape} of {arr.dtype}."
         )
     if arr.dtype == np.uint8:
-        return arr.astype(np.float32) * np.float32(1 / 255)
+        return arr
     arr = np.nan_to_num(arr.astype(np.float32))
     if arr.max() > 1:  # float or int images on the 0..255 scale
         arr = arr / 255
     return np.clip(arr, 0, 1)
 
 
+def _grey(arr: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(float32 (H, W) in [0, 1], True when it is the alpha of a transparent image)."""
+    scale = np.float32(1 / 255) if arr.dtype == np.uint8 else np.float32(1)
+    if arr.ndim == 3 and arr.shape[2] == 4 and arr[:, :, 3].min() * scale < 0.99:
+        return arr[:, :, 3] * scale, True  # transparent background: what is painted is the item
+    if arr.ndim == 3 and arr.dtype == np.uint8:  # PIL's luma (ITU-R 601), fast in C
+        arr = np.asarray(Image.fromarray(np.ascontiguousarray(arr)).convert("L"))
+    elif arr.ndim == 3:
+        arr = arr[:, :, :3] @ np.float32([0.299, 0.587, 0.114])
+    return arr * scale, False
+
+
 def to_ink(image: Any) -> np.ndarray:
     """float32 (H, W) in [0, 1], light ink on a 0 background; EmptySketchError if blank."""
-    arr = _as_array(image)
-    if arr.ndim == 3 and arr.shape[2] == 4 and arr[:, :, 3].min() < 0.99:
-        ink = arr[:, :, 3]  # transparent background: whatever is painted is the item
-        if ink.max() < EMPTY_CONTRAST:
-            raise EmptySketchError("Nothing is drawn - draw something.")
-        return ink
-    grey = arr[:, :, :3] @ np.float32([0.299, 0.587, 0.114]) if arr.ndim == 3 else arr
-    edge = max(1, min(grey.shape) // 50)
-    border = np.concatenate(
-        [grey[:edge].ravel(), grey[-edge:].ravel(), grey[:, :edge].ravel(), grey[:, -edge:].ravel()]
-    )
-    background = float(np.median(border))
-    if background > 0.5:  # dark on light (paper): invert to the dataset's light on dark
-        grey, background = 1 - grey, 1 - background
+    grey, transparent = _grey(_as_array(image))
+    background = 0.0
+    if not transparent:
+        edge = max(1, min(grey.shape) // 50)
+        border = [grey[:edge], grey[-edge:], grey[:, :edge].T, grey[:, -edge:].T]
+        background = float(np.median(np.concatenate([b.ravel() for b in border])))
+        if background > 0.5:  # dark on light (paper): invert to the dataset's light on dark
+            grey, background = 1 - grey, 1 - background
     contrast = float(grey.max()) - background
     if contrast < EMPTY_CONTRAST:
         raise EmptySketchError("Nothing is drawn - draw something.")
+    if background == 0 and contrast == 1:
+        return grey  # a canvas: black background, white strokes - already ink
     return np.clip((grey - background) / contrast, 0, 1)
 
 
