@@ -295,3 +295,17 @@ def test_shipped_default_model_is_small_loads_and_recognises_simple_drawings():
 
             probs = sketch.predict(model, sketch.prepare(canvas(draw), 28).tensor)
             assert data.CLASSES[int(probs.argmax())] == name, (name, stroke_width, probs.round(2))
+
+
+def test_dataset_images_are_already_framed_the_way_sketches_are(real_data):
+    """The trusted answer: reframing a real test image moves its bounding box by <= 1 px."""
+
+    def box(image: np.ndarray) -> np.ndarray:
+        return np.array(bbox(image, level=round(255 * sketch.INK_LEVEL)))
+
+    images = data.load_dataset().test_images[:300].numpy()
+    moved = np.array(
+        [np.abs(box(sketch.frame_ink(sketch.to_ink(im), fill=False, blur=0)) - box(im)).max()
+         for im in images]
+    )  # fmt: skip
+    assert (moved <= 1).mean() > 0.9 and (moved <= 2).mean() > 0.95
