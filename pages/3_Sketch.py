@@ -4,7 +4,7 @@ import streamlit as st
 import torch  # noqa: F401 - import torch in the main thread first (see NOTES: numpy race)
 
 from fmnist_app import sketch as ui
-from fmnist_app.common import page_setup
+from fmnist_app.common import page_setup, show_data_error
 
 status = page_setup("Sketch")
 st.title("✏️ Sketch")
@@ -13,6 +13,8 @@ st.write(
     "the way Fashion-MNIST frames its items (cropped, scaled to fill the 28x28 frame, centred, "
     "outlines filled) and classified after every stroke."
 )
+if not status.ok:  # drawing still works (shipped model); training and test images need it
+    show_data_error(status)
 loaded = ui.pick_model()
 if loaded is None:
     st.stop()
