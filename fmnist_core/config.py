@@ -54,6 +54,13 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "schedule": SCHEDULES,
 }
 
+FRACTIONAL = ("lr", "momentum", "weight_decay", "label_smoothing")  # the rest are whole numbers
+# on/off fields -> explanation
+SWITCHES: dict[str, str] = {
+    "augment": "random flips and 2-pixel shifts of the training images",
+    "amp": "bf16 mixed precision: faster on CPUs/GPUs with bf16, slightly different numbers",
+}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -73,6 +80,9 @@ class TrainConfig:
     schedule: str = "constant"  # learning-rate schedule over the whole run
     label_smoothing: float = 0.0
     augment: bool = False  # random shifts/flips on tensors, on the training set only
+    # bf16 mixed precision (autocast): ~1.6x faster convolutions on CPUs with bf16 support,
+    # numbers differ slightly from fp32. Off for the notebook's recipe.
+    amp: bool = False
     name: str = field(default="custom", compare=False)  # preset it came from, for display
 
     def __post_init__(self) -> None:
@@ -114,11 +124,15 @@ def validation_errors(cfg: TrainConfig) -> list[str]:
             continue
         if not math.isfinite(value) or not low <= value <= high:
             errors.append(f"{describe_range(name)}; got {value!r}")
-        elif name not in ("lr", "momentum", "weight_decay", "label_smoothing") and value != int(value):
+        elif name not in FRACTIONAL and value != int(value):
             errors.append(f"{name} must be a whole number; got {value!r}")
     for name, allowed in CHOICES.items():
         if getattr(cfg, name) not in allowed:
             errors.append(f"{describe_range(name)}; got {getattr(cfg, name)!r}")
+    for name in SWITCHES:
+        value = getattr(cfg, name)
+        if not isinstance(value, bool):
+            errors.append(f"{name} must be true or false ({SWITCHES[name]}); got {value!r}")
     if not errors and cfg.train_subset and cfg.train_subset < cfg.batch_size:
         errors.append(
             f"train_subset ({cfg.train_subset}) must be at least batch_size ({cfg.batch_size})"
@@ -131,6 +145,26 @@ PRESETS: dict[str, TrainConfig] = {
     "seed": TrainConfig(name="seed"),
     # A one-minute look at learning: 1/10 of the data, 3 epochs.
     "quick": TrainConfig(name="quick", epochs=3, train_subset=6000),
+    # >= 92% test accuracy in under two minutes on a 2-core CPU (README: how it was measured).
+    # 28x28 input, 3 conv blocks with batch-norm (pool first: fast on CPUs), SGD + Nesterov
+    # with a one-cycle schedule, label smoothing, flips + 2-pixel shifts, bf16 autocast.
+    "strong": TrainConfig(
+        name="strong",
+        epochs=12,
+        lr=0.2,
+        batch_size=256,
+        image_size=28,
+        conv1=32,
+        conv2=64,
+        optimizer="momentum",
+        momentum=0.9,
+        weight_decay=5e-4,
+        arch="bn3",
+        schedule="onecycle",
+        label_smoothing=0.1,
+        augment=True,
+        amp=True,
+    ),
 }
 
 

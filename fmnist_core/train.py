@@ -5,8 +5,9 @@
         ...  # Started, BatchProgress (every batch), EpochEnd (every epoch), then one RunEnd
 
 ``RunEnd.status`` is "finished", "stopped" (the stop flag, honoured before every batch) or
-"failed" (a non-finite or exploding loss, or any error, with a readable ``reason``). The generator never raises
-for a training problem. Same config and seed on the same machine give the same numbers.
+"failed" (a non-finite or exploding loss, or any error, with a readable ``reason``). The
+generator never raises for a training problem. Same config and seed on the same machine give
+the same numbers.
 """
 
 from __future__ import annotations
@@ -116,14 +117,22 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return padded[batch, rows, cols].unsqueeze(1)  # (B, 1, H, W)
 
 
+def autocast(device: torch.device, enabled: bool) -> torch.autocast:
+    """bf16 mixed precision on ``device`` when ``enabled`` (no GradScaler needed for bf16)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
 @torch.inference_mode()
-def evaluate_tensors(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple:
+def evaluate_tensors(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, amp: bool = False
+) -> tuple:
     """(mean loss, accuracy, probabilities (N, 10) on the CPU) in large batches."""
     was_training = model.training
     model.eval()
     losses, probs = 0.0, []
     for start in range(0, len(x), EVAL_BATCH):
-        logits = model(x[start : start + EVAL_BATCH]).float()
+        with autocast(x.device, amp):
+            logits = model(x[start : start + EVAL_BATCH]).float()
         losses += F.cross_entropy(logits, y[start : start + EVAL_BATCH], reduction="sum").item()
         probs.append(logits.softmax(1).cpu())
     model.train(was_training)
@@ -186,8 +195,9 @@ def _train(cfg, tensors, stop, data_dir, t0, state) -> Iterator[Event]:
             x = train_x[take]
             if cfg.augment:
                 x = augment(x, gen)
-            logits = model(x.contiguous(memory_format=torch.channels_last))
-            loss = F.cross_entropy(logits, train_y[take], label_smoothing=cfg.label_smoothing)
+            with autocast(device, cfg.amp):
+                logits = model(x.contiguous(memory_format=torch.channels_last))
+                loss = F.cross_entropy(logits, train_y[take], label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             loss_value = loss.item()
@@ -210,7 +220,7 @@ def _train(cfg, tensors, stop, data_dir, t0, state) -> Iterator[Event]:
                 (cfg.epochs * batches - step) / rate if rate else 0.0, _since(t0),
             )  # fmt: skip
         train_time += time.perf_counter() - epoch_t0
-        val_loss, val_acc, probs = evaluate_tensors(model, test_x, test_y)
+        val_loss, val_acc, probs = evaluate_tensors(model, test_x, test_y, cfg.amp)
         if not math.isfinite(val_loss):  # the last update overflowed: never save NaN weights
             reason = f"diverged at epoch {epoch} (validation loss {val_loss})"
             reason += " - lower the learning rate"
