@@ -5,7 +5,14 @@ Shared by the pages; each figure is one function taking lists/tensors and return
 
 from __future__ import annotations
 
+import pandas  # noqa: F401 - import before any figure is built: see below
 import plotly.graph_objects as go  # noqa: F401 - used by the figure functions below
+
+# Plotly looks pandas up in sys.modules without the import lock. When one Streamlit session
+# thread is still importing pandas (lazily, e.g. for st.dataframe) another one building a
+# figure saw a half-initialised module: "partially initialized module 'pandas' has no
+# attribute 'Series'" (caught by tests/e2e with two tabs on a fresh server). Importing it
+# here, under this module's import lock, finishes it before any figure function can run.
 
 
 def _cell_text(count: int, rate: float, rates: bool) -> str:
