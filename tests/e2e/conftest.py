@@ -25,12 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import REPO, write_tiny_dataset  # tests/conftest.py (tests/ is on sys.path)
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from fmnist_core import TrainConfig, start_run
 from fmnist_core.runs import ACTIVE_FILE, find_run, set_active
 
+# expect() has its own timeout (5 s by default), separate from the contexts' action timeout;
+# a loaded 2-core machine needs more for a rerun that loads a model or a widget's code.
+EXPECT_TIMEOUT_MS = 30_000
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 CHROMIUMS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
 CHROMIUM_ARGS = [
@@ -42,12 +47,15 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# An epoch at batch 100 takes ~1-5 s on the loaded 2-core machine: long enough to watch.
-N_TRAIN, N_TEST = 1000, 300
+# The Train page tests use all 2,000 at 28x28 in batches of 16: 1-4 s per epoch, long enough
+# to watch the chart grow and to press Stop mid-run.
+N_TRAIN, N_TEST = 2000, 300
 # A deliberately weak learner for the pages that browse a run: epoch 1 still makes many
 # mistakes (~50 %) and epoch 2 fewer (~60 %), so the confusion matrix has off-diagonal cells and
 # changes with the epoch.
-BROWSE_CONFIG = TrainConfig(epochs=2, lr=0.05, batch_size=100, device="cpu", name="e2e")
+BROWSE_CONFIG = TrainConfig(
+    epochs=2, lr=0.05, batch_size=100, train_subset=1000, device="cpu", name="e2e"
+)
 SERVER_START_S = 90  # streamlit + torch import on a loaded 2-core machine
 VIEWPORT = {"width": 1400, "height": 1000}
 
@@ -125,7 +133,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     runs.mkdir()
     log = root / "streamlit.log"
     env = dict(os.environ, FMNIST_DATA_DIR=str(data_dir), FMNIST_RUNS_DIR=str(runs))
-    env.update(FMNIST_OFFLINE="1", PYTHONUNBUFFERED="1")
+    # One torch thread: on a busy 2-core machine, 2 threads per process spin against each
+    # other and an epoch gets ~15x slower; one leaves a core to the browser in CI too.
+    env.update(FMNIST_OFFLINE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
@@ -153,10 +163,15 @@ def no_server_traceback(server: Server) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def trained_run_id(server: Server) -> str:
     """A finished 2-epoch run in the server's runs folder, trained here without the UI."""
-    recorder, events = start_run(BROWSE_CONFIG, server.runs_dir, data_dir=str(server.data_dir))
-    for _ in events:
-        pass
-    run = find_run(recorder.run_id, server.runs_dir)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # see OMP_NUM_THREADS above; restored for the other tests
+    try:
+        rec, events = start_run(BROWSE_CONFIG, server.runs_dir, data_dir=str(server.data_dir))
+        for _ in events:
+            pass
+    finally:
+        torch.set_num_threads(threads)
+    run = find_run(rec.run_id, server.runs_dir)
     assert run.status == "finished" and run.epochs == [1, 2], run.info
     return run.id
 
@@ -214,7 +229,7 @@ def new_context(
 
     def make() -> BrowserContext:
         ctx = browser.new_context(base_url=server.url, viewport=VIEWPORT)
-        ctx.set_default_timeout(30_000)
+        ctx.set_default_timeout(EXPECT_TIMEOUT_MS)
         contexts.append(ctx)
         return ctx
 

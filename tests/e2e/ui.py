@@ -21,10 +21,14 @@ def wait_idle(page: Page, timeout_s: float = LOAD_S) -> None:
 
 
 def open_page(page: Page, path: str) -> None:
-    """Load ``path`` and wait for the first script run to complete."""
+    """Load ``path``; wait for the first script run and for every widget to be drawn.
+
+    A fresh browser loads each widget's code lazily: until then it is a grey skeleton.
+    """
     page.goto(path)
     wait_idle(page)
     expect(page.get_by_test_id("stMain")).to_be_visible()
+    expect(page.get_by_test_id("stSkeletonElement")).to_have_count(0, timeout=LOAD_S * 1000)
 
 
 def main(page: Page) -> Locator:

@@ -1,0 +1,180 @@
+"""Train page in a real browser: live chart and progress, Stop, a second tab, a refresh.
+
+The server has one training job shared by every tab (fmnist_app.jobs). The tests set a
+small config with the keyboard and mouse (2,000 images at 28x28 in batches of 16, a few
+seconds per epoch) and check what the page shows against the run saved on disk.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+
+from fmnist_core.config import RANGES
+from fmnist_core.runs import find_run, list_runs
+
+from .conftest import N_TRAIN, Server
+from .ui import TRAIN, assert_no_errors, main, open_page, sidebar
+
+BATCH = 16
+MAX_EPOCHS = int(RANGES["epochs"][1])  # a run that is stopped long before its end
+STEPS = -(-N_TRAIN // BATCH)  # per epoch
+RUN_TITLE = re.compile(r"Training: run (\S+)")
+FINISH_S = 240  # a whole small run on a loaded machine
+# What the live part of the page shows, read in one go (the fragment redraws every 0.5 s).
+LIVE_STATE = """() => {
+    const main = document.querySelector('[data-testid="stMain"]');
+    const gd = main.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+    let points = null;
+    if (gd && gd.data) {
+        const i = gd.data.findIndex(t => t.name === 'cost');
+        const trace = gd.querySelectorAll('.scatterlayer .trace')[i];
+        points = trace ? trace.querySelectorAll('.point').length : 0;
+    }
+    const bars = Array.from(main.querySelectorAll('[data-testid="stProgress"]'), e => e.innerText);
+    const overall = bars.map(t => /Overall: (\\d+)%/.exec(t)).find(m => m);
+    const buttons = Array.from(main.querySelectorAll('button'), b => b.innerText.trim());
+    return {points, overall: overall ? Number(overall[1]) : null,
+            running: buttons.includes('Stop')};
+}"""
+
+
+def wait_live(page: Page, condition: str, timeout_s: float = 60) -> dict[str, Any]:
+    """Wait until ``condition`` (JS over ``s``, the LIVE_STATE) holds; returns that state."""
+    handle = page.wait_for_function(
+        f"() => {{ const s = ({LIVE_STATE})(); return ({condition}) ? s : null; }}",
+        timeout=timeout_s * 1000,
+    )
+    return handle.json_value()
+
+
+def press_on_slider(page: Page, name: str, keys: list[str]) -> None:
+    main(page).get_by_role("slider", name=name).focus()
+    for key in keys:
+        page.keyboard.press(key)
+
+
+def set_small_config(page: Page, epochs: int) -> None:
+    """28x28, batch 16, ``epochs`` epochs, all training images - with the keyboard and mouse.
+
+    Each change waits for its visible effect: a key pressed while a rerun redraws the page
+    can be lost.
+    """
+    caption = main(page).get_by_text(f"{N_TRAIN:,} training images in batches of")
+    press_on_slider(page, "Batch size", ["Home"])
+    expect(caption).to_contain_text(f"batches of {BATCH} = {STEPS:,} steps per epoch")
+    # End reaches the maximum with one key (one rerun); else Home and steps up.
+    press_on_slider(page, "Epochs", ["End"] if epochs == MAX_EPOCHS else
+                    ["Home"] + ["ArrowRight"] * (epochs - 1))  # fmt: skip
+    expect(caption).to_contain_text(f"in {epochs} epochs.")
+    main(page).get_by_text("28x28", exact=True).click()
+    expect(main(page).get_by_role("radio", name="28x28")).to_be_checked()
+
+
+def start_training(page: Page, epochs: int) -> str:
+    """Set the config, click Train; returns the run id the page shows."""
+    open_page(page, TRAIN)
+    set_small_config(page, epochs)
+    main(page).get_by_role("button", name="Train", exact=True).click()
+    title = main(page).get_by_role("heading", name=RUN_TITLE)
+    expect(title).to_be_visible()
+    # The job runs what the widgets said.
+    described = f"notebook 28x28, conv 16/32, SGD lr 0.1, batch {BATCH}, {epochs} epochs"
+    expect(main(page).get_by_text(described)).to_be_visible()
+    return RUN_TITLE.search(title.inner_text()).group(1)
+
+
+def train_button(page: Page):
+    return main(page).get_by_role("button", name="Train", exact=True)
+
+
+@pytest.fixture
+def stop_leftover_training(
+    server: Server, new_context: Callable[[], BrowserContext]
+) -> Iterator[None]:
+    """After the test, stop a training it left running (the job is shared by all tests)."""
+    yield
+    if not any(run.status == "running" for run in list_runs(server.runs_dir)):
+        return
+    page = new_context().new_page()
+    open_page(page, TRAIN)
+    expect(train_button(page)).to_be_visible()
+    if main(page).get_by_role("heading", name=RUN_TITLE).count():
+        main(page).get_by_role("button", name="Stop").click()
+    expect(train_button(page)).to_be_enabled(timeout=60_000)
+
+
+@pytest.mark.usefixtures("stop_leftover_training")
+def test_train_small_config_live_until_active(page: Page, server: Server) -> None:
+    run_id = start_training(page, epochs=3)
+    before = wait_live(page, "s.running && s.overall !== null && s.overall < 100")
+    seen = []
+    for epoch in (1, 2):  # each epoch adds one point while the run is still going
+        seen.append(wait_live(page, f"s.running && s.points === {epoch}"))
+    assert before["overall"] < seen[0]["overall"] < seen[1]["overall"] < 100, (before, seen)
+
+    success = main(page).get_by_test_id("stAlertContentSuccess")
+    expect(success).to_contain_text(
+        f"Saved as run {run_id}, now the active model", timeout=FINISH_S * 1000
+    )
+    assert wait_live(page, "!s.running")["points"] == 3
+    expect(main(page).get_by_test_id("stDataFrame")).to_be_visible()
+    expect(sidebar(page)).to_contain_text(f"Active model: {run_id} (finished, 3 ep")
+    run = find_run(run_id, server.runs_dir)
+    assert run.status == "finished" and run.epochs == [1, 2, 3]
+    assert_no_errors(page)
+
+
+def stopped_epochs(page: Page, run_id: str) -> int:
+    """Wait for the 'stopped' outcome of ``run_id``; returns its completed epochs."""
+    warning = main(page).get_by_test_id("stAlertContentWarning").filter(has_text=run_id)
+    expect(warning).to_contain_text("Stopped after")
+    return int(re.search(r"Stopped after (\d+) completed epoch", warning.inner_text()).group(1))
+
+
+@pytest.mark.usefixtures("stop_leftover_training")
+def test_stop_mid_run_keeps_completed_epochs(page: Page, server: Server) -> None:
+    run_id = start_training(page, epochs=MAX_EPOCHS)
+    wait_live(page, "s.running && s.points >= 1")
+    main(page).get_by_role("button", name="Stop").click()
+    done = stopped_epochs(page, run_id)
+    assert 1 <= done < MAX_EPOCHS
+    assert wait_live(page, "!s.running")["points"] == done  # the chart keeps its epochs
+    expect(train_button(page)).to_be_enabled()
+    run = find_run(run_id, server.runs_dir)
+    assert run.status == "stopped" and run.epochs == list(range(1, done + 1))
+    # Only finished runs become the active model.
+    expect(sidebar(page)).not_to_contain_text(run_id)
+    assert_no_errors(page)
+
+
+@pytest.mark.usefixtures("stop_leftover_training")
+def test_second_tab_sees_live_run_and_refresh_keeps_it(
+    page: Page, new_context: Callable[[], BrowserContext]
+) -> None:
+    run_id = start_training(page, epochs=MAX_EPOCHS)
+    title = f"Training: run {run_id}"
+
+    other = new_context().new_page()  # another browser session, same server
+    open_page(other, TRAIN)
+    expect(main(other).get_by_role("heading", name=title)).to_be_visible()
+    expect(train_button(other)).to_be_disabled()
+    expect(main(other).get_by_text("Train is disabled while a training runs")).to_be_visible()
+    first = wait_live(other, "s.running && s.overall !== null")
+    wait_live(other, f"s.running && s.overall > {first['overall']}")  # it is live there too
+
+    page.reload()
+    expect(main(page).get_by_role("heading", name=title)).to_be_visible()
+    first = wait_live(page, "s.running && s.overall !== null")
+    wait_live(page, f"s.running && s.overall > {first['overall']}")
+    expect(train_button(page)).to_be_disabled()
+
+    main(other).get_by_role("button", name="Stop").click()  # either tab controls the job
+    stopped_epochs(other, run_id)
+    stopped_epochs(page, run_id)  # the first tab sees the end without a reload
+    assert_no_errors(page)
+    assert_no_errors(other)
