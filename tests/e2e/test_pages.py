@@ -9,10 +9,11 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from .ui import CONFUSION, HOME, SKETCH, assert_no_errors, main, open_page
+from .ui import CONFUSION, HOME, SKETCH, TRAIN, assert_no_errors, main, open_page
 
 PAGES = {  # URL -> its title
     HOME: "Watch a CNN learn Fashion-MNIST",
+    TRAIN: "Train",
     CONFUSION: "Confusion matrix",
     SKETCH: "Sketch",
 }

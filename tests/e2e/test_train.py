@@ -18,7 +18,7 @@ from fmnist_core.config import RANGES
 from fmnist_core.runs import find_run, list_runs
 
 from .conftest import N_TRAIN, Server
-from .ui import TRAIN, assert_no_errors, main, open_page, sidebar
+from .ui import TRAIN, assert_no_errors, main, open_page, sidebar, wait_idle
 
 BATCH = 16
 MAX_EPOCHS = int(RANGES["epochs"][1])  # a run that is stopped long before its end
@@ -61,9 +61,12 @@ def press_on_slider(page: Page, name: str, keys: list[str]) -> None:
 def set_small_config(page: Page, epochs: int) -> None:
     """28x28, batch 16, ``epochs`` epochs, all training images - with the keyboard and mouse.
 
-    Each change waits for its visible effect: a key pressed while a rerun redraws the page
-    can be lost.
+    Each change waits for its visible effect (a key pressed while a rerun redraws the page
+    can be lost), and the last rerun must end before Train is clicked: the button's callback
+    takes the config of the last complete run of the page (see the report of issue 6).
     """
+    main(page).get_by_text("28x28", exact=True).click()
+    expect(main(page).get_by_role("radio", name="28x28")).to_be_checked()
     caption = main(page).get_by_text(f"{N_TRAIN:,} training images in batches of")
     press_on_slider(page, "Batch size", ["Home"])
     expect(caption).to_contain_text(f"batches of {BATCH} = {STEPS:,} steps per epoch")
@@ -71,8 +74,7 @@ def set_small_config(page: Page, epochs: int) -> None:
     press_on_slider(page, "Epochs", ["End"] if epochs == MAX_EPOCHS else
                     ["Home"] + ["ArrowRight"] * (epochs - 1))  # fmt: skip
     expect(caption).to_contain_text(f"in {epochs} epochs.")
-    main(page).get_by_text("28x28", exact=True).click()
-    expect(main(page).get_by_role("radio", name="28x28")).to_be_checked()
+    wait_idle(page)
 
 
 def start_training(page: Page, epochs: int) -> str:
