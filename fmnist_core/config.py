@@ -58,7 +58,7 @@ FRACTIONAL = ("lr", "momentum", "weight_decay", "label_smoothing")  # the rest a
 # on/off fields -> explanation
 SWITCHES: dict[str, str] = {
     "augment": "random flips and 2-pixel shifts of the training images",
-    "amp": "bf16 mixed precision: faster on CPUs/GPUs with bf16, slightly different numbers",
+    "amp": "bf16 mixed precision where the CPU/GPU has native bf16: faster, numbers differ",
 }
 
 
@@ -80,8 +80,8 @@ class TrainConfig:
     schedule: str = "constant"  # learning-rate schedule over the whole run
     label_smoothing: float = 0.0
     augment: bool = False  # random shifts/flips on tensors, on the training set only
-    # bf16 mixed precision (autocast): ~1.6x faster convolutions on CPUs with bf16 support,
-    # numbers differ slightly from fp32. Off for the notebook's recipe.
+    # bf16 mixed precision (autocast): ~1.6x faster convolutions where bf16 is native (CPUs
+    # with AVX512-BF16/AMX, recent GPUs); elsewhere training stays fp32. Off for the notebook.
     amp: bool = False
     name: str = field(default="custom", compare=False)  # preset it came from, for display
 

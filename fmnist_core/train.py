@@ -12,12 +12,14 @@ the same numbers.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -122,6 +124,19 @@ def autocast(device: torch.device, enabled: bool) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
+@functools.cache
+def bf16_is_fast(device_type: str) -> bool:
+    """Whether bf16 autocast speeds training up here: a CUDA GPU with bf16, or a CPU with
+    AVX512-BF16 / AMX instructions. Elsewhere bf16 is emulated (slower than fp32)."""
+    if device_type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: no cheap way to know, stay with fp32
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 @torch.inference_mode()
 def evaluate_tensors(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, amp: bool = False
@@ -158,6 +173,14 @@ def train(
         yield RunEnd("failed", reason, state["epochs_done"], state["acc"], _since(t0))
 
 
+def _use_amp(cfg: TrainConfig, device: torch.device) -> bool:
+    """cfg.amp where bf16 is fast; elsewhere fp32 (emulated bf16 would be slower)."""
+    if cfg.amp and not bf16_is_fast(device.type):
+        log.info("amp asked for, but bf16 is not fast on this %s: training in fp32", device)
+        return False
+    return cfg.amp
+
+
 def _since(t0: float) -> float:
     return time.perf_counter() - t0
 
@@ -180,7 +203,9 @@ def _train(cfg, tensors, stop, data_dir, t0, state) -> Iterator[Event]:
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * batches
         )
-    yield Started(str(device), n, len(test_y), batches, count_parameters(model), tensors.source)
+    amp = _use_amp(cfg, device)
+    where = f"{device} (bf16)" if amp else str(device)
+    yield Started(where, n, len(test_y), batches, count_parameters(model), tensors.source)
     step, train_time = 0, 0.0
     for epoch in range(1, cfg.epochs + 1):
         model.train()
@@ -195,7 +220,7 @@ def _train(cfg, tensors, stop, data_dir, t0, state) -> Iterator[Event]:
             x = train_x[take]
             if cfg.augment:
                 x = augment(x, gen)
-            with autocast(device, cfg.amp):
+            with autocast(device, amp):
                 logits = model(x.contiguous(memory_format=torch.channels_last))
                 loss = F.cross_entropy(logits, train_y[take], label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
@@ -220,7 +245,7 @@ def _train(cfg, tensors, stop, data_dir, t0, state) -> Iterator[Event]:
                 (cfg.epochs * batches - step) / rate if rate else 0.0, _since(t0),
             )  # fmt: skip
         train_time += time.perf_counter() - epoch_t0
-        val_loss, val_acc, probs = evaluate_tensors(model, test_x, test_y, cfg.amp)
+        val_loss, val_acc, probs = evaluate_tensors(model, test_x, test_y, amp)
         if not math.isfinite(val_loss):  # the last update overflowed: never save NaN weights
             reason = f"diverged at epoch {epoch} (validation loss {val_loss})"
             reason += " - lower the learning rate"

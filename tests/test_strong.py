@@ -14,6 +14,8 @@ from fmnist_core.data import FILES, load_tensors
 from fmnist_core.model import BN3CNN
 from fmnist_core.train import EpochEnd, RunEnd, train
 
+train_module = sys.modules["fmnist_core.train"]  # the package re-exports train() by that name
+
 BENCH_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "train_bench.py"
 # The strong recipe, shrunk for the tiny dataset (600 images): same model, amp, augmentation.
 TINY_STRONG = preset("strong").replace(epochs=2, batch_size=50, conv1=8, conv2=16)
@@ -42,13 +44,26 @@ def test_amp_must_be_a_switch():
     assert TrainConfig.from_dict(old).amp is False
 
 
-def test_amp_changes_the_numbers_and_still_learns(tiny_data_dir):
+def test_amp_changes_the_numbers_and_still_learns(tiny_data_dir, monkeypatch):
+    monkeypatch.setattr(train_module, "bf16_is_fast", lambda device_type: True)
     tensors = load_tensors(28, tiny_data_dir)
-    fp32 = epoch_ends(train(TINY_STRONG.replace(amp=False), tensors))
-    bf16 = epoch_ends(train(TINY_STRONG, tensors))
+    fp32 = list(train(TINY_STRONG.replace(amp=False), tensors))
+    bf16 = list(train(TINY_STRONG, tensors))
+    assert (fp32[0].device, bf16[0].device) == ("cpu", "cpu (bf16)")
+    fp32, bf16 = epoch_ends(fp32), epoch_ends(bf16)
     assert [e.cost for e in bf16] != [e.cost for e in fp32]  # autocast really is on
     assert bf16[-1].val_acc > 0.5 and fp32[-1].val_acc > 0.5
     assert bf16[-1].probs.dtype == torch.float32 and torch.isfinite(bf16[-1].probs).all()
+
+
+def test_amp_falls_back_to_fp32_where_bf16_is_slow(tiny_data_dir, monkeypatch):
+    monkeypatch.setattr(train_module, "bf16_is_fast", lambda device_type: False)
+    cfg = TINY_STRONG.replace(epochs=1)
+    tensors = load_tensors(28, tiny_data_dir)
+    asked = list(train(cfg, tensors))
+    fp32 = list(train(cfg.replace(amp=False), tensors))
+    assert asked[0].device == "cpu"
+    assert [e.cost for e in epoch_ends(asked)] == [e.cost for e in epoch_ends(fp32)]
 
 
 def test_saved_strong_run_rebuilds_its_model(tiny_data_dir, runs_dir):
