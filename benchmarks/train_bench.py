@@ -15,8 +15,10 @@ All pipelines run in this one process on the same data, one after the other:
 
 Times are wall-clock seconds from the first training batch; an epoch counts once its
 evaluation is done, so "to 90%" is the time until the test accuracy was first measured at
-or above 90%. The ratio is total time / the notebook's total time. On a machine shared
-with other work the times are inflated and noisy: compare runs of one invocation.
+or above 90%. The ratio is total time / the notebook's total time; "cpu" is the process's
+CPU time meanwhile (all threads). On a machine shared with other work the times are
+inflated and noisy: compare runs of one invocation, or use ``--threads 1`` and the cpu
+column.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class Result:
     accs: list[float] = field(default_factory=list)  # test accuracy after each epoch
     times: list[float] = field(default_factory=list)  # seconds from the start, per epoch
     total_s: float = 0.0
+    cpu_s: float = 0.0  # CPU time of the process meanwhile (all threads): load-independent-ish
     prep_s: float = 0.0  # untimed one-off work: building the dataset / tensors
 
     @property
@@ -102,7 +105,7 @@ def run_notebook(data_dir: str | None, on_epoch: OnEpoch) -> Result:
         torch.manual_seed(0)
         model = NotebookCNN(16, 32, 16)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for epoch in range(1, NOTEBOOK_EPOCHS + 1):
             for x, y in train_loader:
                 optimizer.zero_grad()
@@ -114,6 +117,7 @@ def run_notebook(data_dir: str | None, on_epoch: OnEpoch) -> Result:
             result.accs.append(correct / len(test_loader.dataset))
             result.times.append(time.perf_counter() - t0)
             on_epoch("notebook", epoch, result.accs[-1], result.times[-1])
+        result.cpu_s = time.process_time() - c0
     result.total_s = result.times[-1]
     return result
 
@@ -125,6 +129,7 @@ def run_preset(name: str, data_dir: str | None, on_epoch: OnEpoch) -> Result:
     t0 = time.perf_counter()
     tensors = load_tensors(cfg.image_size, data_dir)
     result.prep_s = time.perf_counter() - t0
+    c0 = time.process_time()
     for event in train(cfg, tensors):
         if isinstance(event, EpochEnd):
             result.accs.append(event.val_acc)
@@ -134,6 +139,7 @@ def run_preset(name: str, data_dir: str | None, on_epoch: OnEpoch) -> Result:
             if event.status != "finished":
                 raise RuntimeError(f"the {name} preset's training {event.status}: {event.reason}")
             result.total_s = event.train_s
+    result.cpu_s = time.process_time() - c0
     return result
 
 
@@ -144,14 +150,14 @@ def _seconds(value: float | None) -> str:
 def table(results: list[Result]) -> str:
     base = next((r.total_s for r in results if r.name == "notebook"), None)
     heads = ["pipeline", "epochs", "final acc"]
-    heads += [f"to {t:.0%}" for t in THRESHOLDS] + ["total", "vs notebook", "prep"]
+    heads += [f"to {t:.0%}" for t in THRESHOLDS] + ["total", "vs notebook", "cpu", "prep"]
     rows = [heads]
     for r in results:
         ratio = f"{r.total_s / base:.2f}" if base else "n/a"
         rows.append(
             [r.name, str(len(r.accs)), f"{r.final_acc:.2%}"]
             + [_seconds(r.time_to(t)) for t in THRESHOLDS]
-            + [_seconds(r.total_s), ratio, _seconds(r.prep_s)]
+            + [_seconds(r.total_s), ratio, _seconds(r.cpu_s), _seconds(r.prep_s)]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(heads))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
