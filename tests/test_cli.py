@@ -14,7 +14,7 @@ def run_cli(*args, env_extra=None, check=True):
     env = os.environ | (env_extra or {})
     proc = subprocess.run(
         [sys.executable, "-m", "fmnist_core", *args],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=1800,
     )  # fmt: skip
     if check:
         assert proc.returncode == 0, proc.stderr
