@@ -47,8 +47,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# The Train page tests use all 2,000 at 28x28 in batches of 16: 1-4 s per epoch, long enough
-# to watch the chart grow and to press Stop mid-run.
+# The Train page tests use all 2,000 at 28x28 in batches of 16: ~0.6 s per epoch on an idle
+# 2-core machine, 3-20 s on a busy one.
 N_TRAIN, N_TEST = 2000, 300
 # A deliberately weak learner for the pages that browse a run: epoch 1 still makes many
 # mistakes (~50 %) and epoch 2 fewer (~60 %), so the confusion matrix has off-diagonal cells and
@@ -57,7 +57,7 @@ BROWSE_CONFIG = TrainConfig(
     epochs=2, lr=0.05, batch_size=100, train_subset=1000, device="cpu", name="e2e"
 )
 SERVER_START_S = 90  # streamlit + torch import on a loaded 2-core machine
-VIEWPORT = {"width": 1400, "height": 1000}
+VIEWPORT = {"width": 1400, "height": 1400}  # Streamlit scrolls inside: no full-page shots
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -224,12 +224,23 @@ def screenshot(page: Page, name: str) -> Path:
 def new_context(
     browser: Browser, server: Server, request: pytest.FixtureRequest
 ) -> Iterator[Callable[[], BrowserContext]]:
-    """Factory of fresh browser contexts (separate sessions); each page is screenshotted."""
+    """Factory of fresh browser contexts (separate sessions).
+
+    At the end each page is screenshotted and the browser's console errors, if any, are
+    written next to the screenshots (``<test>.console.txt``), pass or fail.
+    """
     contexts: list[BrowserContext] = []
+    console: list[str] = []
 
     def make() -> BrowserContext:
         ctx = browser.new_context(base_url=server.url, viewport=VIEWPORT)
         ctx.set_default_timeout(EXPECT_TIMEOUT_MS)
+        n = len(contexts)
+        ctx.on("weberror", lambda e: console.append(f"ctx{n} page error: {e.error}"))
+        ctx.on(
+            "console",
+            lambda m: m.type == "error" and console.append(f"ctx{n} console: {m.text}"),
+        )
         contexts.append(ctx)
         return ctx
 
@@ -239,6 +250,10 @@ def new_context(
         for j, pg in enumerate(ctx.pages):
             screenshot(pg, slug + (f"-ctx{i}" if i else "") + (f"-{j}" if j else ""))
         ctx.close()
+    log = SCREENSHOTS / f"{slug}.console.txt"
+    log.unlink(missing_ok=True)
+    if console:
+        log.write_text("\n".join(console) + "\n")
 
 
 @pytest.fixture
