@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import streamlit as st
+from streamlit import config as st_config
 
 from fmnist_core.config import TrainConfig
 from fmnist_core.data import DataError
@@ -224,6 +225,11 @@ class JobManager:
 @st.cache_resource
 def job_manager() -> JobManager:
     """The one JobManager of this server process, shared by every session and page."""
+    # Streamlit runs gc.collect(2) after every script run, each fragment poll included. With
+    # torch, plotly and pandas loaded that holds the GIL ~0.25 s (more on a busy CPU) and the
+    # training thread waits: a watched page trained 2-3x slower than the CLI; without it, at
+    # the CLI's speed (measured). Python's own threshold-based collection still runs.
+    st_config.set_option("runner.postScriptGC", False)
     return JobManager()
 
 

@@ -60,8 +60,13 @@ def on_preset() -> None:
     fill(C.PRESETS[st.session_state.w_preset])
 
 
-def start(cfg: C.TrainConfig) -> None:
+def start() -> None:
+    """Train's callback: the form as it is at the click, not as it was last drawn (a click
+    right after a change, before the page redrew, used to train the previous settings)."""
+    cfg, errors = config_or_errors(n_images)
     try:
+        if errors:
+            raise JobError("Cannot train with these settings: " + "; ".join(errors))
         jobs.start(cfg)
         st.session_state.pop("train_error", None)
     except JobError as exc:
@@ -194,7 +199,7 @@ if cfg:
     st.caption(steps_caption(cfg, n_images))
 reason = ("; ".join(errors) if errors else "no dataset - see above" if not status.ok
           else "a training is already running (below)" if snap.running else "")  # fmt: skip
-st.button("Train", key="train", type="primary", disabled=bool(reason), on_click=start, args=(cfg,),
+st.button("Train", key="train", type="primary", disabled=bool(reason), on_click=start,
           help=reason or "Train in the background; this page shows it live.")  # fmt: skip
 if snap.running:
     st.info("Train is disabled while a training runs: one at a time per server, as it uses "

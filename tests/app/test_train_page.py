@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import streamlit as st
+from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
 from fmnist_app.jobs import JobError, JobManager, job_manager
@@ -101,6 +102,8 @@ def test_page_renders_with_the_seed_preset(jobs):
     assert "600 training images in batches of 100 = 6 steps per epoch" in texts(at, "caption")
     assert "No training in this server yet" in texts(at, "info")
     assert not at.get("plotly_chart") and not at.error
+    # A full GC after every poll stalled the training thread (see fmnist_app.jobs.job_manager).
+    assert st_config.get_option("runner.postScriptGC") is False
 
 
 def test_presets_fill_the_widgets_and_impossible_settings_disable_train(jobs):
@@ -123,7 +126,8 @@ def test_presets_fill_the_widgets_and_impossible_settings_disable_train(jobs):
 
 
 def test_train_runs_to_completion_saves_the_run_and_makes_it_active(jobs, runs_dir):
-    at = configure(open_page(), w_epochs=2)
+    at = open_page()
+    widget(at, "w_epochs").set_value(2)  # and click before the page redrew: one rerun
     at.button(key="train").click().run()
     assert jobs.snapshot().config == PRESETS["seed"].replace(epochs=2)
     run_until(at, lambda a: a.success, "the result")
