@@ -68,6 +68,21 @@ def tiny_env(tiny_data_dir: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatc
     return tiny_data_dir
 
 
+@pytest.fixture
+def nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No dataset anywhere: empty project and system folders, no env var, no download."""
+    project, system = tmp_path / "project-data", tmp_path / "system"
+    project.mkdir()
+    system.mkdir()
+    monkeypatch.setattr(data, "PROJECT_DATA_DIR", project)
+    monkeypatch.setattr(data, "SYSTEM_DATA_DIR", system)
+    monkeypatch.delenv("FMNIST_DATA_DIR", raising=False)
+    monkeypatch.setenv("FMNIST_OFFLINE", "1")
+    data._load.cache_clear()
+    data._tensors.cache_clear()
+    return system
+
+
 def real_data_available() -> bool:
     try:
         data.locate()
@@ -81,5 +96,5 @@ def real_data() -> None:
     """Real-data tests: skip on a machine without the dataset, but never in CI."""
     if not real_data_available():
         if os.environ.get("CI"):
-            pytest.fail("CI must have the real Fashion-MNIST (apt-get install dataset-fashion-mnist)")
+            pytest.fail("CI must have the real Fashion-MNIST: apt-get install dataset-fashion-mnist")
         pytest.skip("real Fashion-MNIST not installed")

@@ -10,18 +10,9 @@ from tests.conftest import write_idx, write_tiny_dataset
 
 
 @pytest.fixture
-def no_default_sources(tmp_path, monkeypatch):
-    """Point the project and system locations at empty folders; no env, no download."""
-    project, system = tmp_path / "project-data", tmp_path / "system"
-    project.mkdir()
-    system.mkdir()
-    monkeypatch.setattr(data, "PROJECT_DATA_DIR", project)
-    monkeypatch.setattr(data, "SYSTEM_DATA_DIR", system)
-    monkeypatch.delenv("FMNIST_DATA_DIR", raising=False)
-    monkeypatch.setenv("FMNIST_OFFLINE", "1")
-    data._load.cache_clear()
-    data._tensors.cache_clear()
-    return project, system
+def no_default_sources(nowhere):
+    """(empty project data folder, empty system package folder)."""
+    return data.PROJECT_DATA_DIR, nowhere
 
 
 def test_explicit_dir_wins(no_default_sources, tiny_data_dir, tmp_path):
@@ -98,7 +89,7 @@ def test_wrong_image_shape_refused(tmp_path):
 def test_tensors_are_resized_once_and_cached(tiny_data_dir):
     t16 = data.load_tensors(16, tiny_data_dir)
     assert t16.train_x.shape == (600, 1, 16, 16) and t16.train_x.dtype == torch.float32
-    assert 0 <= float(t16.train_x.min()) and float(t16.train_x.max()) <= 1
+    assert float(t16.train_x.min()) >= 0 and float(t16.train_x.max()) <= 1
     assert data.load_tensors(16, tiny_data_dir) is t16
     t28 = data.load_tensors(28, tiny_data_dir)
     raw = data.load_dataset(tiny_data_dir).train_images

@@ -14,21 +14,6 @@ from fmnist_core import cli, data
 from tests.conftest import write_idx, write_tiny_dataset
 
 
-@pytest.fixture
-def nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No dataset anywhere: empty project and system folders, no env var, no download."""
-    project, system = tmp_path / "project-data", tmp_path / "system"
-    project.mkdir()
-    system.mkdir()
-    monkeypatch.setattr(data, "PROJECT_DATA_DIR", project)
-    monkeypatch.setattr(data, "SYSTEM_DATA_DIR", system)
-    monkeypatch.delenv("FMNIST_DATA_DIR", raising=False)
-    monkeypatch.setenv("FMNIST_OFFLINE", "1")
-    data._load.cache_clear()
-    data._tensors.cache_clear()
-    return system
-
-
 def _cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
     code = cli.main(argv)
     out = capsys.readouterr()
