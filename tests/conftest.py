@@ -96,5 +96,5 @@ def real_data() -> None:
     """Real-data tests: skip on a machine without the dataset, but never in CI."""
     if not real_data_available():
         if os.environ.get("CI"):
-            pytest.fail("CI must have the real Fashion-MNIST: apt-get install dataset-fashion-mnist")
+            pytest.fail("CI needs the real Fashion-MNIST: apt-get install dataset-fashion-mnist")
         pytest.skip("real Fashion-MNIST not installed")
