@@ -234,8 +234,11 @@ def job_manager() -> JobManager:
 
 
 def job_caption(snap: JobSnapshot) -> str | None:
-    """One line for the sidebar while a training runs, else None."""
+    """One line for the sidebar while a training runs, else None.
+
+    The sidebar is drawn once per page load, so it says no progress that would go stale.
+    """
     if not snap.running:
         return None
-    where = f"epoch {snap.epoch}/{snap.config.epochs}" if snap.config and snap.epoch else "starting"
-    return f"**Training now:** run {snap.run_id or '...'}, {where} ({snap.progress:.0%})"
+    when = time.strftime("%H:%M", time.localtime(snap.started)) if snap.started else "just now"
+    return f"**Training now:** run {snap.run_id or '...'}, started {when} (live on Train)"

@@ -27,7 +27,10 @@ SUBSET_VALUES = [
             | {p.train_subset for p in C.PRESETS.values()} - {0}),
     0,
 ]  # fmt: skip
-SWITCHES = getattr(C, "SWITCHES", {"augment": "random flips and shifts of the training images"})
+WD_VALUES = sorted({0.0, 1e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1}
+                   | {p.weight_decay for p in C.PRESETS.values()})  # fmt: skip
+SWITCH_LABELS = {"augment": "Augment (flips, shifts)", "amp": "bf16 mixed precision"}
+ADVANCED = ("arch", "schedule", "weight_decay", "label_smoothing", *C.SWITCHES, "device")
 HELP = {
     "epochs": "Passes over the training set. Each adds one point to the chart.",
     "lr": "Step size of the optimizer, on a log scale. Too high diverges; too low learns slowly.",
@@ -97,11 +100,12 @@ def controls(momentum_used: bool) -> None:
         a1.radio("Architecture", C.ARCHS, key="w_arch", horizontal=True, help=HELP["arch"])
         a1.radio("LR schedule", C.SCHEDULES, key="w_schedule", horizontal=True,
                  help=HELP["schedule"])  # fmt: skip
-        for name in ("weight_decay", "label_smoothing"):
-            a2.slider(name.replace("_", " ").capitalize(), *C.RANGES[name][:2], step=0.01,
-                      key=f"w_{name}", help=HELP[name])  # fmt: skip
-        for name, what in SWITCHES.items():
-            a3.toggle(name.capitalize(), key=f"w_{name}", help=what)
+        a2.select_slider("Weight decay", WD_VALUES, key="w_weight_decay",
+                         format_func=lambda v: f"{v:g}", help=HELP["weight_decay"])  # fmt: skip
+        a2.slider("Label smoothing", *C.RANGES["label_smoothing"][:2], step=0.01,
+                  key="w_label_smoothing", help=HELP["label_smoothing"])  # fmt: skip
+        for name, what in C.SWITCHES.items():
+            a3.toggle(SWITCH_LABELS.get(name, name), key=f"w_{name}", help=what)
         devices = C.DEVICES if torch.cuda.is_available() else ("auto", "cpu")
         a3.selectbox("Device", devices, key="w_device", help=HELP["device"])
 
@@ -129,11 +133,21 @@ def steps_caption(cfg: C.TrainConfig, n_images: int | None) -> str:
             f"epoch{tail}; {steps * cfg.epochs:,} steps in {cfg.epochs} epochs.")  # fmt: skip
 
 
+def advanced(cfg: C.TrainConfig) -> str:
+    """The advanced settings that differ from the defaults, e.g. 'schedule onecycle, augment'."""
+    default = C.TrainConfig()
+    changed = [k for k in ADVANCED if getattr(cfg, k) != getattr(default, k)]
+    return ", ".join(SWITCH_LABELS.get(k, k) if k in C.SWITCHES
+                     else f"{k.replace('_', ' ')} {getattr(cfg, k):g}" if k in C.FRACTIONAL
+                     else f"{k} {getattr(cfg, k)}" for k in changed)  # fmt: skip
+
+
 def describe(cfg: C.TrainConfig) -> str:
     subset = f"{cfg.train_subset:,} images" if cfg.train_subset else "all images"
-    return (f"{cfg.name}: {cfg.arch} {cfg.image_size}x{cfg.image_size}, conv {cfg.conv1}/"
-            f"{cfg.conv2}, {C.OPTIMIZER_LABELS[cfg.optimizer]} lr {cfg.lr:g}, batch "
-            f"{cfg.batch_size}, {cfg.epochs} epochs, {subset}, seed {cfg.seed}")  # fmt: skip
+    extra = f", {advanced(cfg)}" if advanced(cfg) else ""
+    return (f"{cfg.name}: {cfg.image_size}x{cfg.image_size}, conv {cfg.conv1}/{cfg.conv2}, "
+            f"{C.OPTIMIZER_LABELS[cfg.optimizer]} lr {cfg.lr:g}, batch {cfg.batch_size}, "
+            f"{cfg.epochs} epochs, {subset}, seed {cfg.seed}{extra}")  # fmt: skip
 
 
 def progress(snap: JobSnapshot) -> None:
@@ -196,7 +210,8 @@ controls(st.session_state.w_optimizer != "sgd")
 cfg, errors = config_or_errors(n_images)
 snap = jobs.snapshot()
 if cfg:
-    st.caption(steps_caption(cfg, n_images))
+    note = f" Advanced settings in use: {advanced(cfg)}." if advanced(cfg) else ""
+    st.caption(steps_caption(cfg, n_images) + note)
 reason = ("; ".join(errors) if errors else "no dataset - see above" if not status.ok
           else "a training is already running (below)" if snap.running else "")  # fmt: skip
 st.button("Train", key="train", type="primary", disabled=bool(reason), on_click=start,

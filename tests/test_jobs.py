@@ -7,6 +7,7 @@ tests use a scripted starter whose events wait on gates, so nothing depends on t
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -87,7 +88,10 @@ def test_one_job_at_a_time_and_stop_ends_it_as_stopped(runs_dir):
     assert starter.first_batch.wait(WAIT)
     snap = jobs.snapshot()
     assert snap.running and (snap.epoch, snap.batch, snap.batches) == (1, 1, 6)
-    assert job_caption(snap) == "**Training now:** run scripted-1, epoch 1/2 (8%)"
+    assert snap.progress == pytest.approx(1 / 12)
+    started = time.strftime("%H:%M", time.localtime(snap.started))
+    caption = f"**Training now:** run scripted-1, started {started} (live on Train)"
+    assert job_caption(snap) == caption
     with pytest.raises(JobError, match="already running .*scripted-1"):
         jobs.start(TINY.replace(seed=1))
     assert starter.calls == 1 and jobs.snapshot().config == TINY

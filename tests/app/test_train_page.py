@@ -125,6 +125,19 @@ def test_presets_fill_the_widgets_and_impossible_settings_disable_train(jobs):
     assert widget(at, "w_train_subset").value == 0 and widget(at, "w_optimizer").value == "sgd"
 
 
+def test_every_preset_setting_reaches_the_training_config(jobs):
+    at = open_page()
+    widget(at, "w_preset").set_value("strong").run()
+    assert "Advanced settings in use: arch bn3, schedule onecycle, weight decay 0.0005" in (
+        texts(at, "caption")
+    )
+    at.button(key="train").click().run()
+    jobs.stop()
+    snap = jobs.snapshot()
+    assert snap.config == PRESETS["strong"] and snap.config.name == "strong"
+    assert jobs.join(WAIT) and jobs.snapshot().status == "stopped"
+
+
 def test_train_runs_to_completion_saves_the_run_and_makes_it_active(jobs, runs_dir):
     at = open_page()
     widget(at, "w_epochs").set_value(2)  # and click before the page redrew: one rerun
