@@ -129,7 +129,7 @@ def start_training(page: Page, epochs: int) -> str:
     title = main(page).get_by_role("heading", name=RUN_TITLE)
     expect(title).to_be_visible()
     # The job runs what the widgets said.
-    described = f"notebook 28x28, conv 16/32, SGD lr 0.1, batch {BATCH}, {epochs} epochs"
+    described = f"28x28, conv 16/32, SGD lr 0.1, batch {BATCH}, {epochs} epochs"
     expect(main(page).get_by_text(described)).to_be_visible()
     return RUN_TITLE.search(title.inner_text()).group(1)
 
@@ -174,7 +174,8 @@ def test_train_small_config_live_until_active(page: Page, server: Server) -> Non
     # may draw a new chart before the progress bars of the same redraw, or long after.)
     trail = "(points, epoch, batches done): " + str([tuple(s[k] for k in TRAIL) for s in live])
     assert points == sorted(points), trail
-    assert all(s["points"] <= s["epoch"] for s in live if s["epoch"]), trail
+    # status (every 2 s) and chart (every 5 s) redraw separately: one epoch of skew either way
+    assert all(s["points"] <= s["epoch"] + 1 for s in live if s["epoch"]), trail
     for key in ("step", "overall"):  # the progress bars moved forward
         values = [s[key] for s in live if s[key] is not None]
         assert len(set(values)) >= 2 and values == sorted(values), (key, trail)
