@@ -6,8 +6,11 @@ matrices are computed here from its saved predictions, independently of the page
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from fmnist_core import CLASSES
 from fmnist_core.runs import find_run
@@ -39,15 +42,17 @@ def wait_matrix(page: Page, chart: Locator, cm: np.ndarray) -> None:
 
     Queried afresh on every poll: Streamlit replaces the chart's DOM when the figure changes.
     """
-    page.wait_for_function(
-        """want => {
-            const sel = '[data-testid="stMain"] [data-testid="stPlotlyChart"] .heatmap-label';
-            const got = Array.from(document.querySelectorAll(sel), t => t.textContent);
-            return got.join(',') === want.join(',');
-        }""",
-        arg=as_texts(cm),
-    )
-    assert heatmap_texts(chart) == as_texts(cm)
+    with contextlib.suppress(PlaywrightTimeoutError):  # the assert below says what differs
+        page.wait_for_function(
+            """want => {
+                const sel = '[data-testid="stMain"] [data-testid="stPlotlyChart"] .heatmap-label';
+                const got = Array.from(document.querySelectorAll(sel), t => t.textContent);
+                return got.join(',') === want.join(',');
+            }""",
+            arg=as_texts(cm),
+        )
+    shown = heatmap_texts(chart)
+    assert shown == as_texts(cm), f"matrix shown:\n{shown}\nexpected:\n{cm}"
 
 
 def pick_cell(page: Page, cm: np.ndarray) -> tuple[int, int]:

@@ -54,8 +54,10 @@ LIVE_STATE = """() => {
     const epoch = at ? num(at[1]) : null;  // the epoch in progress
     const step = at ? (epoch - 1) * num(at[3]) + num(at[2]) : null;  // batches done
     const buttons = Array.from(fresh('button'), b => b.innerText.trim());
+    const outcome = fresh('[data-testid="stAlertContentSuccess"], ' +
+        '[data-testid="stAlertContentWarning"], [data-testid="stAlertContentError"]');
     return {points, drawn, epoch, step, overall: overall ? Number(overall[1]) : null,
-            running: buttons.includes('Stop')};
+            running: buttons.includes('Stop'), ended: outcome.length > 0};
 }"""
 
 
@@ -66,6 +68,13 @@ def wait_live(page: Page, condition: str, timeout_s: float = 60) -> dict[str, An
         timeout=timeout_s * 1000,
     )
     return handle.json_value()
+
+
+def wait_chart_point_while_running(page: Page) -> None:
+    """Wait for the live chart to show a point while the run goes on; fail when it ends first."""
+    condition = "(s.running && s.points >= 1) || (s.ended && !s.running)"
+    state = wait_live(page, condition, timeout_s=FINISH_S)
+    assert state["running"] and state["points"] >= 1, f"the run ended first: {state}"
 
 
 def record_live(page: Page) -> None:
@@ -107,7 +116,7 @@ def set_small_config(page: Page, epochs: int) -> None:
 
     One change at a time, each waiting for its visible effect and the end of its rerun: the
     page writes every widget's value back on each run, so a change made during a rerun can
-    be undone; and the Train button's callback takes the config of the last complete run.
+    be undone.
     """
     main(page).get_by_text("28x28", exact=True).click()
     expect(main(page).get_by_role("radio", name="28x28")).to_be_checked()
@@ -122,16 +131,16 @@ def set_small_config(page: Page, epochs: int) -> None:
     wait_idle(page)
 
 
-def start_training(page: Page, epochs: int) -> str:
+def start_training(page: Page, server: Server, epochs: int) -> str:
     """Set the config on the open Train page, click Train; returns the run id it shows."""
     set_small_config(page, epochs)
     main(page).get_by_role("button", name="Train", exact=True).click()
     title = main(page).get_by_role("heading", name=RUN_TITLE)
     expect(title).to_be_visible()
-    # The job runs what the widgets said.
-    described = f"28x28, conv 16/32, SGD lr 0.1, batch {BATCH}, {epochs} epochs"
-    expect(main(page).get_by_text(described)).to_be_visible()
-    return RUN_TITLE.search(title.inner_text()).group(1)
+    run_id = RUN_TITLE.search(title.inner_text()).group(1)
+    cfg = find_run(run_id, server.runs_dir).config  # the job runs what the widgets said
+    assert (cfg.image_size, cfg.batch_size, cfg.epochs) == (28, BATCH, epochs), cfg
+    return run_id
 
 
 def train_button(page: Page):
@@ -155,13 +164,18 @@ def stop_leftover_training(
 
 
 @pytest.mark.usefixtures("stop_leftover_training")
-def test_train_small_config_live_until_active(page: Page, server: Server) -> None:
+def test_train_small_config_live_until_active(
+    page: Page, server: Server, active_trained_run: str
+) -> None:
+    # Another run is the active model, so the new one must really be marked active (with
+    # none marked, the newest finished run counts as active anyway).
     open_page(page, TRAIN)
+    expect(sidebar(page)).to_contain_text(f"Active model: {active_trained_run}")
     record_live(page)
     epochs = LIVE_EPOCHS
-    run_id = start_training(page, epochs=epochs)
+    run_id = start_training(page, server, epochs=epochs)
     # The chart gains points while the run goes on (it redraws every few seconds).
-    wait_live(page, "s.running && s.points >= 1", timeout_s=FINISH_S)
+    wait_chart_point_while_running(page)
     success = main(page).get_by_test_id("stAlertContentSuccess")
     saved = f"Saved as run {run_id}, now the active model"
     expect(success).to_contain_text(saved, timeout=FINISH_S * 1000)
@@ -169,13 +183,11 @@ def test_train_small_config_live_until_active(page: Page, server: Server) -> Non
 
     live = [s for s in recorded(page) if s["running"] and s["points"] is not None]
     points = [s["points"] for s in live]
-    # A point per epoch: the chart never lost a point, ends with all of them (above), and
-    # never showed more than the epoch the progress bar names. (Not "epoch - 1": the browser
-    # may draw a new chart before the progress bars of the same redraw, or long after.)
+    # A point per epoch: the chart showed points during the run (above), never lost one and
+    # ends with one per epoch (above). It is not compared with the progress bars: they poll
+    # on their own, more often than the chart.
     trail = "(points, epoch, batches done): " + str([tuple(s[k] for k in TRAIL) for s in live])
     assert points == sorted(points), trail
-    # status (every 2 s) and chart (every 5 s) redraw separately: one epoch of skew either way
-    assert all(s["points"] <= s["epoch"] + 1 for s in live if s["epoch"]), trail
     for key in ("step", "overall"):  # the progress bars moved forward
         values = [s[key] for s in live if s[key] is not None]
         assert len(set(values)) >= 2 and values == sorted(values), (key, trail)
@@ -196,8 +208,8 @@ def stopped_epochs(page: Page, run_id: str) -> int:
 @pytest.mark.usefixtures("stop_leftover_training")
 def test_stop_mid_run_keeps_completed_epochs(page: Page, server: Server) -> None:
     open_page(page, TRAIN)
-    run_id = start_training(page, epochs=MAX_EPOCHS)
-    wait_live(page, "s.running && s.points >= 1", timeout_s=FINISH_S)
+    run_id = start_training(page, server, epochs=MAX_EPOCHS)
+    wait_chart_point_while_running(page)
     main(page).get_by_role("button", name="Stop").click()
     done = stopped_epochs(page, run_id)
     assert 1 <= done < MAX_EPOCHS
@@ -212,10 +224,10 @@ def test_stop_mid_run_keeps_completed_epochs(page: Page, server: Server) -> None
 
 @pytest.mark.usefixtures("stop_leftover_training")
 def test_second_tab_sees_live_run_and_refresh_keeps_it(
-    page: Page, new_context: Callable[[], BrowserContext]
+    page: Page, server: Server, new_context: Callable[[], BrowserContext]
 ) -> None:
     open_page(page, TRAIN)
-    run_id = start_training(page, epochs=MAX_EPOCHS)
+    run_id = start_training(page, server, epochs=MAX_EPOCHS)
     title = f"Training: run {run_id}"
 
     other = new_context().new_page()  # another browser session, same server
