@@ -12,14 +12,12 @@ import zlib
 from pathlib import Path
 
 import pytest
-import streamlit as st
 import torch
 from PIL import Image, ImageDraw
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
 from fmnist_app import common
-from fmnist_app.jobs import job_manager
 from fmnist_core import data, runs
 from fmnist_core.config import RANGES
 from fmnist_core.runs import active_run, load_run
@@ -197,17 +195,6 @@ def test_hostile_upload_is_refused_and_the_page_keeps_working(case, tiny_env, ru
 TRAIN = "pages/1_Train.py"
 WAIT = 90  # seconds; polls end as soon as the condition holds
 SLOW = {"w_image_size": 28, "w_conv1": 64, "w_conv2": 128, "w_batch_size": 16, "w_epochs": 30}
-
-
-@pytest.fixture
-def jobs(tiny_env):
-    """A fresh process-wide job manager on the tiny data; its job is stopped afterwards."""
-    st.cache_resource.clear()
-    manager = job_manager()
-    yield manager
-    manager.stop()
-    assert manager.join(WAIT)
-    st.cache_resource.clear()
 
 
 def _train_page() -> AppTest:

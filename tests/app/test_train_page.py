@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-import streamlit as st
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-from fmnist_app.jobs import JobError, JobManager, job_manager
+from fmnist_app.jobs import JobError, JobManager
 from fmnist_core import runs
 from fmnist_core.config import PRESETS
 from fmnist_core.plots import training_figure
@@ -29,16 +28,6 @@ WAIT = 90  # seconds; a passing test on a quiet machine needs a few
 # Slow enough on the tiny data to still be running when a test looks (it is always stopped).
 SLOW = {"w_image_size": 28, "w_conv1": 64, "w_conv2": 128, "w_batch_size": 16, "w_epochs": 30}
 WIDGETS = ("slider", "select_slider", "selectbox", "radio", "number_input", "toggle")
-
-
-@pytest.fixture
-def jobs(tiny_env) -> Iterator[JobManager]:
-    st.cache_resource.clear()  # a fresh job manager and data status for the tiny data
-    manager = job_manager()
-    yield manager
-    manager.stop()
-    assert manager.join(WAIT)
-    st.cache_resource.clear()
 
 
 def open_page() -> AppTest:
