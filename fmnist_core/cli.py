@@ -1,5 +1,7 @@
 """Command line: ``python -m fmnist_core train|runs|evaluate`` on the same core as the app.
 
+Usage::
+
     python -m fmnist_core train --preset seed --json
     python -m fmnist_core runs
     python -m fmnist_core evaluate RUN_ID [--epoch N]
@@ -54,13 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train a model and save it as a run")
-    tr.add_argument("--preset", default="seed", choices=sorted(C.PRESETS),
-                    help="starting recipe; flags override it (default: seed = the notebook)")
+    tr.add_argument(
+        "--preset",
+        default="seed",
+        choices=sorted(C.PRESETS),
+        help="starting recipe; flags override it (default: seed = the notebook)",
+    )
     for flag, (name, kind) in TRAIN_FLAGS.items():
         tr.add_argument(flag, dest=name, type=kind, default=None,
                         choices=C.CHOICES.get(name), help=_help(name))  # fmt: skip
-    tr.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                    help="random flips and shifts of the training images")  # fmt: skip
+    for name, explanation in C.SWITCHES.items():  # --augment/--no-augment, --amp/--no-amp
+        tr.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None,
+                        help=explanation)  # fmt: skip
     tr.add_argument("--data-dir", help="folder holding Fashion-MNIST (else searched)")
     tr.add_argument("--runs-dir", help="where runs are saved (default: runs/ or FMNIST_RUNS_DIR)")
     tr.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
@@ -79,13 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> C.TrainConfig:
-    changes: dict[str, Any] = {
-        name: getattr(args, name)
-        for name, _ in TRAIN_FLAGS.values()
-        if getattr(args, name) is not None
-    }
-    if args.augment is not None:
-        changes["augment"] = args.augment
+    names = [name for name, _ in TRAIN_FLAGS.values()] + list(C.SWITCHES)
+    changes: dict[str, Any] = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     base = C.preset(args.preset)
     return base.replace(name=base.name if not changes else f"{base.name}+", **changes)
 
@@ -127,7 +129,8 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         elif isinstance(event, EpochEnd):
             row = {"epoch": event.epoch, "cost": round(event.cost, 4),
                    "train_loss": round(event.train_loss, 5), "val_loss": round(event.val_loss, 5),
-                   "val_acc": round(event.val_acc, 5), "elapsed_s": round(event.elapsed_s, 3)}  # fmt: skip
+                   "val_acc": round(event.val_acc, 5),
+                   "elapsed_s": round(event.elapsed_s, 3)}  # fmt: skip
             if args.json:
                 print(json.dumps(row), flush=True)
             else:
@@ -139,7 +142,8 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             if event.status == "finished":
                 set_active(rec.run_id, args.runs_dir)
             summary = {"run_id": rec.run_id, "status": event.status,
-                       "final_val_acc": _round(event.final_val_acc, 5), "train_s": round(event.train_s, 3)}  # fmt: skip
+                       "final_val_acc": _round(event.final_val_acc, 5),
+                       "train_s": round(event.train_s, 3)}  # fmt: skip
             if event.reason:
                 summary["reason"] = event.reason
             if args.json:

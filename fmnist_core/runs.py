@@ -13,6 +13,7 @@ is atomic. A run still "running" whose process is gone is reported as "interrupt
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -86,9 +87,8 @@ def load_weights(path: Path) -> Any:
     except FileNotFoundError:
         raise RunError(f"{path} is missing") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise RunError(
-            f"refused to load {path}: not a plain weights file or corrupt ({exc.__class__.__name__})"
-        ) from exc
+        why = f"not a plain weights file or corrupt ({exc.__class__.__name__})"
+        raise RunError(f"refused to load {path}: {why}") from exc
 
 
 @dataclass
@@ -285,8 +285,10 @@ class RunRecorder:
             self.history.append({k: getattr(event, k) for k in HISTORY_KEYS})
             atomic_write_json(self.path / "history.json", self.history)
         elif isinstance(event, RunEnd):
-            self._write_status(status=event.status, reason=event.reason, ended=time.time(),
-                               final_val_acc=event.final_val_acc, train_s=event.train_s)  # fmt: skip
+            self._write_status(
+                status=event.status, reason=event.reason, ended=time.time(),
+                final_val_acc=event.final_val_acc, train_s=event.train_s,
+            )  # fmt: skip
 
     def record(self, events: Iterator[Event], test_labels: torch.Tensor) -> Iterator[Event]:
         """Pass ``events`` through, saving each; a failed write ends the run as failed."""
@@ -298,15 +300,14 @@ class RunRecorder:
                 close = getattr(events, "close", None)
                 if close:
                     close()
-                reason = f"could not save run {self.run_id}: {exc.strerror or exc} (disk full or read-only?)"
+                why = exc.strerror or exc
+                reason = f"could not save run {self.run_id}: {why} (disk full or read-only?)"
                 log.error(reason)
                 done = len(self.history)
-                end = RunEnd("failed", reason, done, self.history[-1]["val_acc"] if done else None, 0.0)
-                try:
+                last_acc = self.history[-1]["val_acc"] if done else None
+                with contextlib.suppress(OSError):  # the disk may refuse this too
                     self._write_status(status="failed", reason=reason)
-                except OSError:
-                    pass
-                yield end
+                yield RunEnd("failed", reason, done, last_acc, 0.0)
                 return
             yield event
 

@@ -60,6 +60,20 @@ def test_bad_flags_exit_nonzero_with_the_range(flags, needle, capsys):
     assert needle in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ([], {"name": "strong", "amp": True, "augment": True}),
+        (["--no-amp"], {"name": "strong+", "amp": False, "augment": True}),
+        (["--no-augment", "--epochs", "3"], {"name": "strong+", "augment": False, "epochs": 3}),
+    ],
+)
+def test_switch_flags_override_the_preset(flags, expected):
+    args = cli.build_parser().parse_args(["train", "--preset", "strong", *flags])
+    cfg = cli.config_from_args(args)
+    assert {k: getattr(cfg, k) for k in expected} == expected
+
+
 def test_missing_data_is_one_clear_message(tmp_path, runs_dir):
     proc = run_cli(
         "train", "--data-dir", str(tmp_path / "nothing"), "--runs-dir", str(runs_dir),
