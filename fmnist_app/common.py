@@ -43,10 +43,15 @@ def data_status() -> DataStatus:
     return status
 
 
+def plural(n: int, word: str) -> str:
+    """'1 epoch', '2 epochs', '1,000 steps'."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
 def device_label() -> str:
     if torch.cuda.is_available():
         return f"CUDA GPU ({torch.cuda.get_device_name(0)})"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    return f"CPU ({plural(torch.get_num_threads(), 'thread')})"
 
 
 def show_data_error(status: DataStatus) -> None:

@@ -5,6 +5,8 @@ Shared by the pages; each figure is one function taking lists/tensors and return
 
 from __future__ import annotations
 
+import math
+
 import pandas  # noqa: F401 - import before any figure is built: see below
 import plotly.graph_objects as go  # noqa: F401 - used by the figure functions below
 
@@ -146,6 +148,16 @@ def training_figure(
                "tickfont": {"color": COST_RED}, "rangemode": "tozero"},
         yaxis2={"title": {"text": "validation accuracy", "font": {"color": ACC_BLUE}},
                 "tickfont": {"color": ACC_BLUE}, "overlaying": "y", "side": "right",
-                "tickformat": ".0%", "showgrid": False},
+                "tickformat": ".0%", "showgrid": False,
+                "range": _accuracy_range([row["val_acc"] for row in history])},
     )  # fmt: skip
     return fig
+
+
+def _accuracy_range(accs: list[float]) -> list[float]:
+    """Zoomed on the data like the notebook's autoscaled axis, but never past 0% or 100%."""
+    if not accs:
+        return [0.0, 1.0]
+    low = max(0.0, math.floor((min(accs) - 0.02) * 20) / 20)  # a 5% step below the lowest
+    high = min(1.0, math.ceil((max(accs) + 0.02) * 20) / 20)
+    return [low, max(high, low + 0.05)]

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import streamlit as st
 import torch  # noqa: F401 - import torch in the main thread first (see NOTES: numpy race)
 
-from fmnist_app.common import CONFUSION_PAGE, page_setup, show_data_error
+from fmnist_app.common import CONFUSION_PAGE, page_setup, plural, show_data_error
 from fmnist_app.jobs import JobError, JobSnapshot, job_manager
 from fmnist_core import config as C
 from fmnist_core import load_dataset
@@ -129,8 +129,9 @@ def steps_caption(cfg: C.TrainConfig, n_images: int | None) -> str:
     steps = -(-n // cfg.batch_size)
     last = n - (steps - 1) * cfg.batch_size
     tail = "" if last == cfg.batch_size else f" (the last one has {last})"
-    return (f"{n:,} training images in batches of {cfg.batch_size} = {steps:,} steps per "
-            f"epoch{tail}; {steps * cfg.epochs:,} steps in {cfg.epochs} epochs.")  # fmt: skip
+    total = plural(steps * cfg.epochs, "step")
+    return (f"{n:,} training images in batches of {cfg.batch_size} = {plural(steps, 'step')} "
+            f"per epoch{tail}; {total} in {plural(cfg.epochs, 'epoch')}.")  # fmt: skip
 
 
 def advanced(cfg: C.TrainConfig) -> str:
@@ -147,7 +148,7 @@ def describe(cfg: C.TrainConfig) -> str:
     extra = f", {advanced(cfg)}" if advanced(cfg) else ""
     return (f"{cfg.name}: {cfg.image_size}x{cfg.image_size}, conv {cfg.conv1}/{cfg.conv2}, "
             f"{C.OPTIMIZER_LABELS[cfg.optimizer]} lr {cfg.lr:g}, batch {cfg.batch_size}, "
-            f"{cfg.epochs} epochs, {subset}, seed {cfg.seed}{extra}")  # fmt: skip
+            f"{plural(cfg.epochs, 'epoch')}, {subset}, seed {cfg.seed}{extra}")  # fmt: skip
 
 
 def progress(snap: JobSnapshot) -> None:
@@ -171,11 +172,11 @@ def outcome(snap: JobSnapshot) -> None:
     done = len(snap.history)
     if snap.status == "finished":
         active = "now the active model" if snap.active else "could not be made active (see log)"
-        st.success(f"Finished: validation accuracy **{acc}** after {done} epochs, "
+        st.success(f"Finished: validation accuracy **{acc}** after {plural(done, 'epoch')}, "
                    f"{snap.train_s:.1f} s. Saved as run `{snap.run_id}`, {active}.")  # fmt: skip
     elif snap.status == "stopped":
-        st.warning(f"Stopped after {done} completed epoch(s) (accuracy {acc}). Saved as run "
-                   f"`{snap.run_id}`; the active model is unchanged (only finished runs "
+        st.warning(f"Stopped after {plural(done, 'completed epoch')} (accuracy {acc}). Saved as "
+                   f"run `{snap.run_id}`; the active model is unchanged (only finished runs "
                    "become active).")  # fmt: skip
     elif snap.status == "failed":
         st.error(f"Training failed: {snap.reason}. Run `{snap.run_id}` is saved as failed "

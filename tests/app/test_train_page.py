@@ -160,7 +160,9 @@ def test_stop_ends_the_run_as_stopped_and_a_page_switch_does_not(jobs, runs_dir)
     run_until(at, lambda a: a.warning, "the stopped run")
     snap = jobs.snapshot()
     assert snap.status == "stopped" and snap.epoch < 30
-    assert f"Stopped after {len(snap.history)} completed epoch(s)" in texts(at, "warning")
+    done = len(snap.history)
+    stopped = f"Stopped after {done} completed epoch{'' if done == 1 else 's'} "
+    assert stopped in texts(at, "warning")
     assert runs.find_run(run_id, runs_dir).status == "stopped"
     assert runs.active_run(runs_dir) is None and not at.button(key="train").disabled
 
@@ -202,3 +204,13 @@ def test_training_figure_has_one_point_per_epoch_on_two_axes():
     assert list(loss.y) == pytest.approx([4 * v for _, v in losses])  # in cost units
     assert fig.layout.yaxis2.side == "right" and list(fig.layout.xaxis.range) == [0, 5.1]
     assert [t.name for t in training_figure([], epochs=3).data] == ["cost", "validation accuracy"]
+
+
+@pytest.mark.parametrize(
+    ("accs", "expected"),
+    [([], [0.0, 1.0]), ([0.6, 0.7, 0.8], [0.55, 0.85]), ([0.99, 1.0], [0.95, 1.0]),
+     ([0.0, 0.01], [0.0, 0.05]), ([0.8665], [0.8, 0.9])],
+)  # fmt: skip
+def test_accuracy_axis_stays_within_0_and_100_percent(accs, expected):
+    history = [{"epoch": i + 1, "cost": 1.0, "val_acc": a} for i, a in enumerate(accs)]
+    assert list(training_figure(history).layout.yaxis2.range) == pytest.approx(expected)
