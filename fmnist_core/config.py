@@ -150,7 +150,7 @@ PRESETS: dict[str, TrainConfig] = {
     # with a one-cycle schedule, label smoothing, flips + 2-pixel shifts, bf16 autocast.
     "strong": TrainConfig(
         name="strong",
-        epochs=12,
+        epochs=10,
         lr=0.2,
         batch_size=256,
         image_size=28,
