@@ -135,7 +135,7 @@ def training_figure(
     ))  # fmt: skip
     traces.append(go.Scatter(
         x=ep, y=[row["val_acc"] for row in history], mode="lines+markers", yaxis="y2",
-        name="validation accuracy", line={"color": ACC_BLUE, "width": 3},
+        name="validation accuracy", line={"color": ACC_BLUE, "width": 3}, cliponaxis=False,
         hovertemplate=EPOCH_HOVER + "accuracy %{y:.2%}<extra></extra>",
     ))  # fmt: skip
     last = max([epochs or 1, *ep, *(x for x, _ in losses)])
@@ -148,16 +148,18 @@ def training_figure(
                "tickfont": {"color": COST_RED}, "rangemode": "tozero"},
         yaxis2={"title": {"text": "validation accuracy", "font": {"color": ACC_BLUE}},
                 "tickfont": {"color": ACC_BLUE}, "overlaying": "y", "side": "right",
-                "tickformat": ".0%", "showgrid": False,
-                "range": _accuracy_range([row["val_acc"] for row in history])},
+                "tickformat": ".0%", "showgrid": False, **_accuracy_axis(history)},
     )  # fmt: skip
     return fig
 
 
-def _accuracy_range(accs: list[float]) -> list[float]:
-    """Zoomed on the data like the notebook's autoscaled axis, but never past 0% or 100%."""
+def _accuracy_axis(history) -> dict:
+    """Zoomed on the data like the notebook's autoscaled axis, but never past 0% or 100%,
+    with whole-percent ticks (a 5% range with ".0%" ticks showed "97%" twice)."""
+    accs = [row["val_acc"] for row in history]
     if not accs:
-        return [0.0, 1.0]
+        return {"range": [0.0, 1.0], "dtick": 0.1}
     low = max(0.0, math.floor((min(accs) - 0.02) * 20) / 20)  # a 5% step below the lowest
-    high = min(1.0, math.ceil((max(accs) + 0.02) * 20) / 20)
-    return [low, max(high, low + 0.05)]
+    high = max(min(1.0, math.ceil((max(accs) + 0.02) * 20) / 20), low + 0.05)
+    span = high - low
+    return {"range": [low, high], "dtick": 0.01 if span <= 0.1 else 0.05 if span <= 0.3 else 0.1}

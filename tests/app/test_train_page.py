@@ -207,10 +207,12 @@ def test_training_figure_has_one_point_per_epoch_on_two_axes():
 
 
 @pytest.mark.parametrize(
-    ("accs", "expected"),
-    [([], [0.0, 1.0]), ([0.6, 0.7, 0.8], [0.55, 0.85]), ([0.99, 1.0], [0.95, 1.0]),
-     ([0.0, 0.01], [0.0, 0.05]), ([0.8665], [0.8, 0.9])],
+    ("accs", "expected", "tick"),
+    [([], [0.0, 1.0], 0.1), ([0.6, 0.7, 0.8], [0.55, 0.85], 0.05),
+     ([0.99, 1.0], [0.95, 1.0], 0.01), ([0.0, 0.01], [0.0, 0.05], 0.01),
+     ([0.8665], [0.8, 0.9], 0.01), ([0.1, 0.9], [0.05, 0.95], 0.1)],
 )  # fmt: skip
-def test_accuracy_axis_stays_within_0_and_100_percent(accs, expected):
+def test_accuracy_axis_stays_within_0_and_100_percent(accs, expected, tick):
     history = [{"epoch": i + 1, "cost": 1.0, "val_acc": a} for i, a in enumerate(accs)]
-    assert list(training_figure(history).layout.yaxis2.range) == pytest.approx(expected)
+    axis = training_figure(history).layout.yaxis2
+    assert list(axis.range) == pytest.approx(expected) and axis.dtick == tick
