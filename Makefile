@@ -12,6 +12,7 @@ run: $(VENV)/.stamp-app data
 
 test: $(VENV)/.stamp-dev data
 	scripts/ensure_system.sh browser
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.stamp-dev
