@@ -194,11 +194,24 @@ def scan_runs(directory: str | Path | None = None) -> tuple[list[Run], list[str]
         if not child.is_dir() or child.name.startswith("."):
             continue
         try:
-            runs.append(load_run(child))
+            run = load_run(child)
         except RunError as exc:
             warnings.append(f"skipped run {child.name}: {exc}")
             log.warning("skipped run %s: %s", child.name, exc)
+            continue
+        if run.status == "interrupted":
+            _remove_temp_files(run.path)
+        runs.append(run)
     return runs, warnings
+
+
+def _remove_temp_files(folder: Path) -> None:
+    """Delete the half-written ``.name.XXXX.tmp`` files a killed writer left (its process is
+    gone, so nothing else writes there: see atomic.py). Never touches anything else."""
+    for tmp in folder.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            log.info("removed %s, left by an interrupted run", tmp)
 
 
 def list_runs(directory: str | Path | None = None) -> list[Run]:

@@ -8,6 +8,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +45,23 @@ def _digest(folder: Path) -> dict[str, str]:
 
 def _leftover_temp_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_scan_removes_temp_files_only_from_runs_whose_writer_died(earlier, runs_dir):
+    dead, live = runs_dir / earlier, runs_dir / f"{earlier}-live"
+    shutil.copytree(dead, live)
+    before = _digest(dead)
+    for folder, pid in ((dead, 2**22 + 1), (live, os.getpid())):  # 2**22+1: above pid_max
+        info = json.loads((folder / "status.json").read_text())
+        info.update(status="running", pid=pid, proc_start=None)
+        (folder / "status.json").write_text(json.dumps(info))
+        (folder / ".epoch_002.pt.abc123.tmp").write_bytes(b"half a write")
+    found = {run.id: run.status for run in runs.list_runs(runs_dir)}
+    assert found == {earlier: "interrupted", live.name: "running"}
+    assert _leftover_temp_files(dead) == [] and len(_leftover_temp_files(live)) == 1
+    assert {k: v for k, v in _digest(dead).items() if k != "status.json"} == {
+        k: v for k, v in before.items() if k != "status.json"
+    }  # nothing else in the folder touched
 
 
 def _python(*args: str) -> list[str]:
