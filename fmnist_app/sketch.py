@@ -33,8 +33,9 @@ CANVAS_KEY = "sketch_canvas"  # + "_<n>": a new n gives a fresh, empty canvas (C
 CLEARS_KEY = "sketch_clears"
 MODEL_KEY = "sketch_model"
 TEST_INDEX_KEY = "sketch_test_index"
-TOOLS = {"freedraw": "✏️ Freehand", "line": "╱ Line", "rect": "▭ Rectangle",
-         "circle": "◯ Circle", "polygon": "⬠ Polygon"}  # fmt: skip
+# Plain words: with a symbol each, the five buttons overflowed the half-width column at 1400 px.
+TOOLS = {"freedraw": "Freehand", "line": "Line", "rect": "Rectangle", "circle": "Circle",
+         "polygon": "Polygon"}  # fmt: skip
 SHOWN_PX = 196  # the model's input is shown enlarged to this width
 EMPTY_MESSAGES = {"draw": "✏️ Draw something on the canvas: the prediction appears here."}
 
