@@ -48,6 +48,7 @@ HELP = {
     "label_smoothing": "Softens the targets of the cross-entropy (0 = none).",
     "device": "auto picks a CUDA GPU when there is one.",
 }
+FORM_KEY = "train_form"  # the widgets' values, kept across page switches
 STATUS_POLL_S, CHART_POLL_S = 2.0, 5.0  # seconds between live updates while training
 jobs = job_manager()
 
@@ -57,6 +58,21 @@ def fill(cfg: C.TrainConfig) -> None:
     for name, value in cfg.to_dict().items():
         if name != "name":
             st.session_state[f"w_{name}"] = value
+
+
+def save_form() -> None:
+    """Copy the widgets' values aside: Streamlit forgets a widget's state on pages that do not
+    draw it, so the form would be reset after a visit to another page."""
+    state = st.session_state
+    state[FORM_KEY] = {k: v for k, v in state.items() if str(k).startswith("w_")}
+
+
+def restore_form() -> None:
+    """Put back only the values Streamlit forgot. Writing every widget back on every run (the
+    usual trick) raced with the user: a change made while the page redrew could be undone."""
+    for key, value in st.session_state.get(FORM_KEY, {}).items():
+        if key not in st.session_state:
+            st.session_state[key] = value
 
 
 def on_preset() -> None:
@@ -199,8 +215,7 @@ st.title("🏋️ Train")
 if not status.ok:
     show_data_error(status)
 n_images = len(load_dataset().train_labels) if status.ok else None
-for key in [k for k in st.session_state if str(k).startswith("w_")]:
-    st.session_state[key] = st.session_state[key]  # keep the form across page switches
+restore_form()
 if "w_preset" not in st.session_state:
     st.session_state.w_preset = next(iter(C.PRESETS))
     on_preset()
@@ -208,6 +223,7 @@ st.selectbox("Preset", list(C.PRESETS), key="w_preset", on_change=on_preset,
              format_func=lambda p: PRESET_LABELS.get(p, p.title()),
              help="Fills every setting below with a known recipe; then change any.")  # fmt: skip
 controls(st.session_state.w_optimizer != "sgd")
+save_form()
 cfg, errors = config_or_errors(n_images)
 snap = jobs.snapshot()
 if cfg:

@@ -114,6 +114,23 @@ def test_presets_fill_the_widgets_and_impossible_settings_disable_train(jobs):
     assert widget(at, "w_train_subset").value == 0 and widget(at, "w_optimizer").value == "sgd"
 
 
+def test_the_form_survives_a_visit_to_other_pages(jobs):
+    at = open_page()
+    widget(at, "w_preset").set_value("strong").run()
+    changed = {"w_epochs": 7, "w_batch_size": 64, "w_label_smoothing": 0.05, "w_augment": False}
+    form = {key: widget(at, key).value for key in changed} | {"w_lr": widget(at, "w_lr").value}
+    configure(at, **changed)
+    for other in ("streamlit_app.py", "pages/3_Sketch.py"):
+        at.switch_page(other).run()
+        assert "w_epochs" not in at.session_state  # Streamlit forgot the widget's state
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    assert widget(at, "w_preset").value == "strong"
+    assert {key: widget(at, key).value for key in form} == changed | {"w_lr": form["w_lr"]}
+    configure(at, w_epochs=9)  # a later change is not undone by the kept copy
+    assert widget(at, "w_epochs").value == 9 and widget(at, "w_batch_size").value == 64
+
+
 def test_every_preset_setting_reaches_the_training_config(jobs):
     at = open_page()
     widget(at, "w_preset").set_value("strong").run()

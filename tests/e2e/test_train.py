@@ -114,9 +114,8 @@ def click_epochs(page: Page, epochs: int) -> None:
 def set_small_config(page: Page, epochs: int) -> None:
     """28x28, batch 16, ``epochs`` epochs, all training images - with the mouse and keyboard.
 
-    One change at a time, each waiting for its visible effect and the end of its rerun: the
-    page writes every widget's value back on each run, so a change made during a rerun can
-    be undone.
+    One change at a time, each waiting for its visible effect and the end of its rerun, so
+    each assertion sees the page that change produced.
     """
     main(page).get_by_text("28x28", exact=True).click()
     expect(main(page).get_by_role("radio", name="28x28")).to_be_checked()
@@ -249,3 +248,19 @@ def test_second_tab_sees_live_run_and_refresh_keeps_it(
     stopped_epochs(page, run_id)  # the first tab sees the end without a reload
     assert_no_errors(page)
     assert_no_errors(other)
+
+
+def test_quick_changes_in_a_row_all_stick(page: Page) -> None:
+    """Three changes made without waiting for the page to redraw in between: all stick."""
+    open_page(page, TRAIN)
+    caption = main(page).get_by_text(f"{N_TRAIN:,} training images in batches of")
+    expect(caption).to_be_visible()
+    epochs = 3
+    main(page).get_by_text("28x28", exact=True).click()
+    main(page).get_by_role("slider", name="Batch size").focus()
+    page.keyboard.press("Home")
+    click_epochs(page, epochs)
+    wait_idle(page)
+    steps = f"{BATCH} = {STEPS:,} steps per epoch; {epochs * STEPS:,} steps in {epochs} epochs"
+    expect(caption).to_contain_text(f"batches of {steps}")
+    expect(main(page).get_by_role("radio", name="28x28")).to_be_checked()
