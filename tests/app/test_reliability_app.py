@@ -72,6 +72,8 @@ def test_config_binds_loopback_limits_uploads_and_hides_tracebacks():
     assert cfg["server"]["address"] == "127.0.0.1"
     assert cfg["server"]["maxUploadSize"] == MAX_UPLOAD_BYTES // 2**20 <= 10
     assert cfg["client"]["showErrorDetails"] == "none"
+    assert cfg["client"]["showErrorLinks"] is False
+    assert "client.showErrorLinks" in st_config.get_config_options()  # an option Streamlit has
     assert st_config.ShowErrorDetailsConfigOptions.NONE == "none"  # a value 1.67 knows
     assert "logger" not in cfg or cfg["logger"].get("level", "info") in ("debug", "info")
 
