@@ -205,6 +205,9 @@ def _train_page() -> AppTest:
     return at
 
 
+WIDGET_KINDS = ("slider", "select_slider", "number_input")
+
+
 def _set(at: AppTest, **values) -> AppTest:
     for key, value in values.items():
         at.session_state[key] = value
@@ -251,13 +254,24 @@ def test_refresh_during_a_run_shows_it_and_can_stop_it(jobs, runs_dir):
     assert load_run(runs_dir / run_id).status == "stopped"
 
 
-@pytest.mark.parametrize(("key", "value"), [("w_seed", -1), ("w_momentum", 1.5), ("w_epochs", 31)])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("w_seed", -1), ("w_momentum", 1.5), ("w_epochs", 31), ("w_lr", 7.0), ("w_batch_size", 3000)],
+)
 def test_out_of_range_widget_values_never_reach_a_training(key, value, jobs):
-    """A forged widget value outside its range is put back into range by the widget."""
-    at = _set(_train_page(), **{key: value})
+    """A forged widget value outside its range (what a hand-made websocket message would
+    carry: the browser's widgets cannot send it) ends up back in range, without an error."""
+    at = _train_page()
+    forged = next(w for kind in WIDGET_KINDS for w in getattr(at, kind) if w.key == key)
+    forged._value = value  # set_value() would refuse it; the protocol does not
+    at.run()
     assert not at.exception, at.exception
     low, high, _ = RANGES[key[2:]]
     assert low <= at.session_state[key] <= high
+    at.button(key="train").click().run()
+    assert low <= getattr(jobs.snapshot().config, key[2:]) <= high
+    jobs.stop()
+    assert jobs.join(WAIT)
 
 
 def test_impossible_settings_are_refused_with_the_reason_even_on_a_forged_click(jobs, runs_dir):
