@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         default="seed",
         choices=sorted(C.PRESETS),
-        help="starting recipe; flags override it (default: seed = the notebook)",
+        help="starting recipe; flags override it (default: seed). "
+        + "; ".join(f"{name}: {note}" for name, note in C.PRESET_NOTES.items()).replace("%", "%%"),
     )
     for flag, (name, kind) in TRAIN_FLAGS.items():
         tr.add_argument(flag, dest=name, type=kind, default=None,

@@ -222,6 +222,8 @@ if "w_preset" not in st.session_state:
 st.selectbox("Preset", list(C.PRESETS), key="w_preset", on_change=on_preset,
              format_func=lambda p: PRESET_LABELS.get(p, p.title()),
              help="Fills every setting below with a known recipe; then change any.")  # fmt: skip
+preset_note = C.PRESET_NOTES.get(st.session_state.w_preset, "")
+st.caption(preset_note[:1].upper() + preset_note[1:])
 controls(st.session_state.w_optimizer != "sgd")
 save_form()
 cfg, errors = config_or_errors(n_images)

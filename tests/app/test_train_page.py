@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from fmnist_app.jobs import JobError, JobManager
 from fmnist_core import runs
-from fmnist_core.config import PRESETS
+from fmnist_core.config import PRESET_NOTES, PRESETS
 from fmnist_core.plots import training_figure
 from tests.conftest import REPO
 
@@ -112,6 +112,15 @@ def test_presets_fill_the_widgets_and_impossible_settings_disable_train(jobs):
     )
     widget(at, "w_preset").set_value("seed").run()
     assert widget(at, "w_train_subset").value == 0 and widget(at, "w_optimizer").value == "sgd"
+
+
+def test_the_chosen_preset_says_what_it_gives(jobs):
+    at = open_page()
+    assert set(PRESET_NOTES) == set(PRESETS)
+    for name in PRESETS:
+        widget(at, "w_preset").set_value(name).run()
+        note = PRESET_NOTES[name]
+        assert note[:1].upper() + note[1:] in texts(at, "caption")
 
 
 def test_the_form_survives_a_visit_to_other_pages(jobs):
