@@ -10,9 +10,8 @@ PORT ?= 8501
 run: $(VENV)/.stamp-app data
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
 
-test: $(VENV)/.stamp-dev data
+test: lint data
 	scripts/ensure_system.sh browser
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.stamp-dev

@@ -161,7 +161,7 @@ def advanced(cfg: C.TrainConfig) -> str:
 
 def describe(cfg: C.TrainConfig) -> str:
     subset = f"{cfg.train_subset:,} images" if cfg.train_subset else "all images"
-    extra = f", {advanced(cfg)}" if advanced(cfg) else ""
+    extra = f", {changed}" if (changed := advanced(cfg)) else ""
     return (f"{cfg.name}: {cfg.image_size}x{cfg.image_size}, conv {cfg.conv1}/{cfg.conv2}, "
             f"{C.OPTIMIZER_LABELS[cfg.optimizer]} lr {cfg.lr:g}, batch {cfg.batch_size}, "
             f"{plural(cfg.epochs, 'epoch')}, {subset}, seed {cfg.seed}{extra}")  # fmt: skip
@@ -229,7 +229,7 @@ save_form()
 cfg, errors = config_or_errors(n_images)
 snap = jobs.snapshot()
 if cfg:
-    note = f" Advanced settings in use: {advanced(cfg)}." if advanced(cfg) else ""
+    note = f" Advanced settings in use: {changed}." if (changed := advanced(cfg)) else ""
     st.caption(steps_caption(cfg, n_images) + note)
 reason = ("; ".join(errors) if errors else "no dataset - see above" if not status.ok
           else "a training is already running (below)" if snap.running else "")  # fmt: skip
