@@ -24,6 +24,7 @@ from streamlit import config as st_config
 
 from fmnist_core.config import TrainConfig
 from fmnist_core.data import DataError
+from fmnist_core.gate import Gate
 from fmnist_core.runs import RunError, set_active, start_run
 from fmnist_core.train import BatchProgress, EpochEnd, Event, RunEnd, Started
 
@@ -109,9 +110,15 @@ Starter = Callable[..., tuple[object, Iterator[Event]]]
 class JobManager:
     """Owns at most one training thread; every state change happens under ``_lock``."""
 
-    def __init__(self, runs_dir: str | Path | None = None, starter: Starter = start_run) -> None:
+    def __init__(
+        self,
+        runs_dir: str | Path | None = None,
+        starter: Starter = start_run,
+        gate: Gate | None = None,
+    ) -> None:
         self._runs_dir = runs_dir  # None: FMNIST_RUNS_DIR or ./runs, read when a run starts
         self._starter = starter
+        self._gate = gate  # tests only: holds a run where a test asks (fmnist_core.gate)
         self._lock = threading.Lock()
         self._state = JobSnapshot()
         self._trace = LossTrace()
@@ -137,6 +144,8 @@ class JobManager:
             self._stop = threading.Event()
         try:
             rec, events = self._starter(cfg, self._runs_dir, self._stop)
+            if self._gate:
+                events = self._gate.wrap(events, self._stop)
         except Exception as exc:  # noqa: BLE001 - e.g. out of memory: never stay "starting"
             if not isinstance(exc, DataError | RunError):
                 log.exception("cannot start training")
@@ -230,7 +239,7 @@ def job_manager() -> JobManager:
     # training thread waits: a watched page trained 2-3x slower than the CLI; without it, at
     # the CLI's speed (measured). Python's own threshold-based collection still runs.
     st_config.set_option("runner.postScriptGC", False)
-    return JobManager()
+    return JobManager(gate=Gate.from_env())
 
 
 def job_caption(snap: JobSnapshot) -> str | None:

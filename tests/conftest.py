@@ -15,11 +15,27 @@ import numpy as np
 import pytest
 
 from fmnist_core import data
+from tests import pace
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_DATA = [data.PROJECT_DATA_DIR, data.SYSTEM_DATA_DIR]
 # Tests must never reach the network.
 os.environ.setdefault("FMNIST_OFFLINE", "1")
+PACE = pytest.StashKey[str | None]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[PACE] = pace.apply()  # FMNIST_TEST_PACE: slow or fast training steps
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.stash.get(PACE, None) != "fast":
+        return
+    skip = pytest.mark.skip(reason="FMNIST_TEST_PACE=fast: training steps are no-ops")
+    for item in items:
+        if "learns" in item.keywords:
+            item.add_marker(skip)
+
 
 
 def write_idx(path: Path, array: np.ndarray, *, images: bool) -> None:

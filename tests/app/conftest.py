@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import streamlit as st
 
 from fmnist_app.jobs import JobManager, job_manager
+from fmnist_core.gate import ENV, Gate
 
 JOB_WAIT = 90  # seconds for a stopped job's thread to end
 
 
 @pytest.fixture
-def jobs(tiny_env) -> Iterator[JobManager]:
-    """A fresh process-wide job manager (and data status) on the tiny data; stopped after."""
+def gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
+    """The test gate of the job manager made by ``jobs`` (see fmnist_core.gate)."""
+    monkeypatch.setenv(ENV, str(tmp_path / "gate"))
+    gate = Gate.from_env()
+    yield gate
+    gate.release()
+
+
+@pytest.fixture
+def jobs(tiny_env, gate: Gate) -> Iterator[JobManager]:
+    """A fresh process-wide job manager (and data status) on the tiny data; stopped after.
+
+    It obeys ``gate``: a test that needs its training still running holds it there."""
     st.cache_resource.clear()
     manager = job_manager()
     yield manager

@@ -196,7 +196,7 @@ def test_hostile_upload_is_refused_and_the_page_keeps_working(case, tiny_env, ru
 
 TRAIN = "pages/1_Train.py"
 WAIT = 90  # seconds; polls end as soon as the condition holds
-SLOW = {"w_image_size": 28, "w_conv1": 64, "w_conv2": 128, "w_batch_size": 16, "w_epochs": 30}
+HELD = {"w_image_size": 28, "w_batch_size": 16, "w_epochs": 30}  # held by the gate, stopped
 
 
 def _train_page() -> AppTest:
@@ -223,30 +223,33 @@ def _poll(at: AppTest, done, what: str) -> AppTest:
     return at
 
 
-def test_two_sessions_pressing_train_together_start_one_job(jobs, runs_dir):
+def test_two_sessions_pressing_train_together_start_one_job(jobs, gate, runs_dir):
+    gate.hold("step", 1)
     first, second = _train_page(), _train_page()
-    _set(first, **SLOW)
-    _set(second, **SLOW)
+    _set(first, **HELD)
+    _set(second, **HELD)
     assert not second.button(key="train").disabled  # rendered before any job existed
     first.button(key="train").click().run()
     second.button(key="train").click().run()  # a moment later, from another tab
     assert "A training is already running" in " ".join(e.value for e in second.error)
     run_id = jobs.snapshot().run_id
     assert [p.name for p in runs_dir.iterdir() if p.is_dir()] == [run_id]
+    gate.wait_held(WAIT)
     for at in (first, second):
-        _poll(at, lambda a: jobs.snapshot().batch >= 1, "the first batch")
-        assert f"Training: run `{run_id}`" in at.subheader[0].value
+        assert f"Training: run `{run_id}`" in at.run().subheader[0].value
     second.button(key="stop").click().run()  # Stop in one tab stops the job both show
     _poll(first, lambda a: a.warning and "Stopped" in a.warning[0].value, "the stopped run")
     assert run_id in first.warning[0].value and active_run(runs_dir) is None
 
 
-def test_refresh_during_a_run_shows_it_and_can_stop_it(jobs, runs_dir):
-    at = _set(_train_page(), **SLOW)
+def test_refresh_during_a_run_shows_it_and_can_stop_it(jobs, gate, runs_dir):
+    gate.hold("step", 1)
+    at = _set(_train_page(), **HELD)
     at.button(key="train").click().run()
     run_id = jobs.snapshot().run_id
     del at  # the tab is reloaded: a new session, its session state gone
-    fresh = _poll(_train_page(), lambda a: jobs.snapshot().batch >= 1, "the first batch")
+    gate.wait_held(WAIT)
+    fresh = _train_page()
     assert f"Training: run `{run_id}`" in fresh.subheader[0].value
     assert fresh.button(key="train").disabled and fresh.button(key="stop")
     fresh.button(key="stop").click().run()

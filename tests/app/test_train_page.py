@@ -19,14 +19,16 @@ from streamlit.testing.v1 import AppTest
 from fmnist_app.jobs import JobError, JobManager
 from fmnist_core import runs
 from fmnist_core.config import PRESET_NOTES, PRESETS
+from fmnist_core.gate import Gate
 from fmnist_core.plots import training_figure
 from tests.conftest import REPO
 
 APP = REPO / "streamlit_app.py"
 PAGE = "pages/1_Train.py"
 WAIT = 90  # seconds; a passing test on a quiet machine needs a few
-# Slow enough on the tiny data to still be running when a test looks (it is always stopped).
-SLOW = {"w_image_size": 28, "w_conv1": 64, "w_conv2": 128, "w_batch_size": 16, "w_epochs": 30}
+# A config a test holds at its first batch with the gate (never counting on it being slow);
+# distinct from the form's defaults, so the page can be seen showing the job's config.
+HELD = {"w_image_size": 28, "w_conv1": 64, "w_conv2": 128, "w_batch_size": 16, "w_epochs": 30}
 WIDGETS = ("slider", "select_slider", "selectbox", "radio", "number_input", "toggle")
 
 
@@ -73,9 +75,12 @@ def chart(at: AppTest) -> dict[str, dict]:
     return {t["name"]: t for t in json.loads(charts[0].proto.spec)["data"]}
 
 
-def start_slow(at: AppTest, jobs: JobManager) -> str:
-    configure(at, **SLOW).button(key="train").click().run()
-    run_until(at, lambda _: jobs.snapshot().batch >= 1, "the first batch")
+def start_held(at: AppTest, jobs: JobManager, gate: Gate) -> str:
+    """Start the HELD config and hold it after its first batch (until stopped)."""
+    gate.hold("step", 1)
+    configure(at, **HELD).button(key="train").click().run()
+    gate.wait_held(WAIT)
+    assert jobs.snapshot().running
     return jobs.snapshot().run_id
 
 
@@ -140,7 +145,8 @@ def test_the_form_survives_a_visit_to_other_pages(jobs):
     assert widget(at, "w_epochs").value == 9 and widget(at, "w_batch_size").value == 64
 
 
-def test_every_preset_setting_reaches_the_training_config(jobs):
+def test_every_preset_setting_reaches_the_training_config(jobs, gate):
+    gate.hold("step", 1)  # the run cannot end before the stop, however fast the machine
     at = open_page()
     widget(at, "w_preset").set_value("strong").run()
     assert "Advanced settings in use: arch bn3, schedule onecycle, weight decay 0.0005" in (
@@ -174,9 +180,9 @@ def test_train_runs_to_completion_saves_the_run_and_makes_it_active(jobs, runs_d
     assert not at.button(key="train").disabled
 
 
-def test_stop_ends_the_run_as_stopped_and_a_page_switch_does_not(jobs, runs_dir):
+def test_stop_ends_the_run_as_stopped_and_a_page_switch_does_not(jobs, gate, runs_dir):
     at = open_page()
-    run_id = start_slow(at, jobs)
+    run_id = start_held(at, jobs, gate)
     assert at.button(key="stop") and at.button(key="train").disabled
     at.switch_page("streamlit_app.py").run()
     assert f"**Training now:** run {run_id}" in texts(at, "caption")
@@ -185,7 +191,7 @@ def test_stop_ends_the_run_as_stopped_and_a_page_switch_does_not(jobs, runs_dir)
     at.button(key="stop").click().run()
     run_until(at, lambda a: a.warning, "the stopped run")
     snap = jobs.snapshot()
-    assert snap.status == "stopped" and snap.epoch < 30
+    assert snap.status == "stopped" and (snap.epoch, snap.batch) == (1, 1) and not snap.history
     done = len(snap.history)
     stopped = f"Stopped after {done} completed epoch{'' if done == 1 else 's'} "
     assert stopped in texts(at, "warning")
@@ -193,9 +199,9 @@ def test_stop_ends_the_run_as_stopped_and_a_page_switch_does_not(jobs, runs_dir)
     assert runs.active_run(runs_dir) is None and not at.button(key="train").disabled
 
 
-def test_a_second_session_sees_the_running_job_and_cannot_start_another(jobs):
+def test_a_second_session_sees_the_running_job_and_cannot_start_another(jobs, gate):
     first = open_page()
-    run_id = start_slow(first, jobs)
+    run_id = start_held(first, jobs, gate)
     second = open_page()
     assert second.button(key="train").disabled
     assert "one at a time per server" in texts(second, "info")

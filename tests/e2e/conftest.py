@@ -30,6 +30,8 @@ from conftest import REPO, write_tiny_dataset  # tests/conftest.py (tests/ is on
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from fmnist_core import TrainConfig, start_run
+from fmnist_core.gate import ENV as GATE_ENV
+from fmnist_core.gate import Gate
 from fmnist_core.runs import ACTIVE_FILE, find_run, set_active
 
 # expect() has its own timeout (5 s by default), separate from the contexts' action timeout;
@@ -73,6 +75,7 @@ class Server:
     data_dir: Path
     runs_dir: Path
     log: Path
+    gate: Gate  # holds the server's trainings where a test asks (fmnist_core.gate)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -114,8 +117,9 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _server_cmd(port: int) -> list[str]:
+    # serve.py = the streamlit command, with the test pace (tests/pace.py) applied first.
     return [
-        sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
+        sys.executable, str(Path(__file__).with_name("serve.py")), "run", "streamlit_app.py",
         "--server.headless", "true",
         "--server.port", str(port),
         "--server.address", "127.0.0.1",
@@ -132,7 +136,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     runs = root / "runs"
     runs.mkdir()
     log = root / "streamlit.log"
+    gate = Gate(root / "gate")
     env = dict(os.environ, FMNIST_DATA_DIR=str(data_dir), FMNIST_RUNS_DIR=str(runs))
+    env[GATE_ENV] = str(gate.folder)
     # One torch thread: on a busy 2-core machine, 2 threads per process spin against each
     # other and an epoch gets ~15x slower; one leaves a core to the browser in CI too.
     env.update(FMNIST_OFFLINE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
@@ -144,7 +150,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         )
         try:
             _wait_healthy(proc, url, log)
-            yield Server(url, data_dir, runs, log)
+            yield Server(url, data_dir, runs, log, gate)
         finally:
             _stop(proc)
 

@@ -1,8 +1,10 @@
 """Train page in a real browser: live chart and progress, Stop, a second tab, a refresh.
 
 The server has one training job shared by every tab (fmnist_app.jobs). The tests set a
-small config with the keyboard and mouse (2,000 images at 28x28 in batches of 16, a few
-seconds per epoch) and check what the page shows against the run saved on disk.
+small config with the keyboard and mouse (2,000 images at 28x28 in batches of 16) and check
+what the page shows against the run saved on disk. A run a test needs "still running" is held
+by the server's test gate (fmnist_core.gate) at a chosen batch or epoch, never by a slow
+config: the tests pass however fast or slow the machine trains.
 """
 
 from __future__ import annotations
@@ -22,8 +24,6 @@ from .ui import TRAIN, assert_no_errors, main, open_page, sidebar, wait_idle
 
 BATCH = 16
 MAX_EPOCHS = int(RANGES["epochs"][1])  # a run that is stopped long before its end
-# The chart redraws every 5 s (the status every 2 s): a run of ~10 s on an idle machine is
-# seen growing at least once.
 LIVE_EPOCHS = 10
 TRAIL = ("points", "epoch", "step")  # of a live state, in failure messages
 STEPS = -(-N_TRAIN // BATCH)  # per epoch
@@ -152,6 +152,7 @@ def stop_leftover_training(
 ) -> Iterator[None]:
     """After the test, stop a training it left running (the job is shared by all tests)."""
     yield
+    server.gate.release()
     if not any(run.status == "running" for run in list_runs(server.runs_dir)):
         return
     page = new_context().new_page()
@@ -171,10 +172,15 @@ def test_train_small_config_live_until_active(
     open_page(page, TRAIN)
     expect(sidebar(page)).to_contain_text(f"Active model: {active_trained_run}")
     record_live(page)
-    epochs = LIVE_EPOCHS
+    epochs, gate = LIVE_EPOCHS, server.gate
+    gate.hold("step", 1)
     run_id = start_training(page, server, epochs=epochs)
-    # The chart gains points while the run goes on (it redraws every few seconds).
-    wait_chart_point_while_running(page)
+    gate.wait_held()
+    wait_live(page, "s.running && s.step === 1 && s.overall === 0")
+    gate.hold("epoch", 1)  # on to the end of epoch 1, held there: its point must show
+    gate.wait_held()
+    wait_live(page, f"s.running && s.step === {STEPS} && s.points === 1 && s.drawn === 1")
+    gate.release()
     success = main(page).get_by_test_id("stAlertContentSuccess")
     saved = f"Saved as run {run_id}, now the active model"
     expect(success).to_contain_text(saved, timeout=FINISH_S * 1000)
@@ -207,11 +213,13 @@ def stopped_epochs(page: Page, run_id: str) -> int:
 @pytest.mark.usefixtures("stop_leftover_training")
 def test_stop_mid_run_keeps_completed_epochs(page: Page, server: Server) -> None:
     open_page(page, TRAIN)
+    server.gate.hold("epoch", 1)
     run_id = start_training(page, server, epochs=MAX_EPOCHS)
+    server.gate.wait_held()
     wait_chart_point_while_running(page)
     main(page).get_by_role("button", name="Stop").click()
     done = stopped_epochs(page, run_id)
-    assert 1 <= done < MAX_EPOCHS
+    assert done == 1
     wait_live(page, f"!s.running && s.drawn === {done}")  # the chart keeps its epochs
     expect(train_button(page)).to_be_enabled()
     run = find_run(run_id, server.runs_dir)
@@ -226,7 +234,10 @@ def test_second_tab_sees_live_run_and_refresh_keeps_it(
     page: Page, server: Server, new_context: Callable[[], BrowserContext]
 ) -> None:
     open_page(page, TRAIN)
+    gate = server.gate
+    gate.hold("step", 1)
     run_id = start_training(page, server, epochs=MAX_EPOCHS)
+    gate.wait_held()
     title = f"Training: run {run_id}"
 
     other = new_context().new_page()  # another browser session, same server
@@ -234,13 +245,17 @@ def test_second_tab_sees_live_run_and_refresh_keeps_it(
     expect(main(other).get_by_role("heading", name=title)).to_be_visible()
     expect(train_button(other)).to_be_disabled()
     expect(main(other).get_by_text("Train is disabled while a training runs")).to_be_visible()
-    first = wait_live(other, "s.running && s.step !== null")
-    wait_live(other, f"s.running && s.step > {first['step']}")  # it is live there too
+    wait_live(other, "s.running && s.step === 1")
+    gate.hold("step", 2)
+    gate.wait_held()
+    wait_live(other, "s.running && s.step === 2")  # it is live there too
 
     page.reload()
     expect(main(page).get_by_role("heading", name=title)).to_be_visible()
-    first = wait_live(page, "s.running && s.step !== null")
-    wait_live(page, f"s.running && s.step > {first['step']}")
+    wait_live(page, "s.running && s.step === 2")
+    gate.hold("step", 3)
+    gate.wait_held()
+    wait_live(page, "s.running && s.step === 3")
     expect(train_button(page)).to_be_disabled()
 
     main(other).get_by_role("button", name="Stop").click()  # either tab controls the job
