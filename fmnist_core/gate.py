@@ -106,6 +106,8 @@ class Gate:
 def _matches(event: Event, wanted: dict) -> bool:
     if wanted.get("point") == "step" and isinstance(event, BatchProgress):
         return (event.epoch - 1) * event.batches + event.batch == wanted.get("n")
-    return wanted.get("point") == "epoch" and isinstance(event, EpochEnd) and (
-        event.epoch == wanted.get("n")
+    return (
+        wanted.get("point") == "epoch"
+        and isinstance(event, EpochEnd)
+        and (event.epoch == wanted.get("n"))
     )

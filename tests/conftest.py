@@ -37,7 +37,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-
 def write_idx(path: Path, array: np.ndarray, *, images: bool) -> None:
     magic = 2051 if images else 2049
     header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
