@@ -56,6 +56,7 @@ def jobs(runs_dir: Path, tiny_env) -> Iterator[JobManager]:
     assert manager.join(WAIT)
 
 
+@pytest.mark.learns
 def test_a_tiny_training_finishes_saves_and_becomes_active(jobs, runs_dir):
     run_id = jobs.start(TINY)
     assert jobs.join(WAIT)
@@ -71,6 +72,7 @@ def test_a_tiny_training_finishes_saves_and_becomes_active(jobs, runs_dir):
     assert runs.active_run(runs_dir).id == run_id
 
 
+@pytest.mark.learns
 def test_a_diverging_training_fails_with_its_reason_and_is_never_active(jobs, runs_dir):
     run_id = jobs.start(BOOM)
     assert jobs.join(WAIT)

@@ -42,6 +42,7 @@ def earlier(tiny_data_dir: Path, runs_dir: Path) -> str:
     return run_id
 
 
+@pytest.mark.learns
 def test_diverging_run_fails_with_reason_and_is_never_active(earlier, tiny_data_dir, runs_dir):
     run_id, events = _finish(BOOM, runs_dir, tiny_data_dir)
     end = events[-1]
@@ -53,6 +54,7 @@ def test_diverging_run_fails_with_reason_and_is_never_active(earlier, tiny_data_
     assert active_run(runs_dir).id == earlier
 
 
+@pytest.mark.learns
 def test_cli_diverging_run_exits_nonzero_and_keeps_the_active_model(
     earlier, tiny_data_dir, runs_dir, capsys
 ):
@@ -64,6 +66,7 @@ def test_cli_diverging_run_exits_nonzero_and_keeps_the_active_model(
     assert json.loads((runs_dir / runs.ACTIVE_FILE).read_text())["run_id"] == earlier
 
 
+@pytest.mark.learns
 def test_nan_in_the_data_fails_the_run(tiny_data_dir):
     t = load_tensors(16, tiny_data_dir)
     poisoned = t.train_x.clone()
@@ -74,6 +77,7 @@ def test_nan_in_the_data_fails_the_run(tiny_data_dir):
     assert events[-1].status == "failed" and "diverged at epoch 1, batch 1" in events[-1].reason
 
 
+@pytest.mark.learns
 def test_nan_weights_after_the_last_step_never_finish(tiny_data_dir, runs_dir, monkeypatch):
     """A finite loss whose update overflows the weights (the very last step): not 'finished'."""
     original = torch.optim.SGD.step
@@ -98,6 +102,7 @@ def test_nan_weights_after_the_last_step_never_finish(tiny_data_dir, runs_dir, m
     assert load_run(runs_dir / run_id).status == "failed"
 
 
+@pytest.mark.learns
 def test_stop_during_the_very_first_batch(tiny_data_dir, runs_dir, monkeypatch):
     stop = threading.Event()
     build = train_mod.build_model

@@ -17,6 +17,7 @@ def finish(cfg, runs_dir, data_dir):
     return rec, list(events)
 
 
+@pytest.mark.learns
 def test_run_folder_rebuilds_identical_logits(tiny_data_dir, runs_dir):
     rec, events = finish(TINY, runs_dir, tiny_data_dir)
     run = runs.find_run(rec.run_id, runs_dir)

@@ -44,6 +44,7 @@ def test_amp_must_be_a_switch():
     assert TrainConfig.from_dict(old).amp is False
 
 
+@pytest.mark.learns
 def test_amp_changes_the_numbers_and_still_learns(tiny_data_dir, monkeypatch):
     monkeypatch.setattr(train_module, "bf16_is_fast", lambda device_type: True)
     tensors = load_tensors(28, tiny_data_dir)
@@ -101,6 +102,7 @@ def test_torchvision_root_links_a_flat_folder(bench, tiny_data_dir, tmp_path):
     assert all((root / "FashionMNIST" / "raw" / n).is_file() for n in FILES.values())
 
 
+@pytest.mark.learns
 def test_benchmark_runs_notebook_and_seed_on_the_same_data(bench, tiny_data_dir, capsys):
     assert bench.main(["--only", "notebook,seed", "--json", "--data-dir", str(tiny_data_dir)]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -119,6 +121,7 @@ def test_benchmark_rejects_unknown_pipelines(bench, capsys):
     assert exc.value.code == 2 and "turbo" in capsys.readouterr().err
 
 
+@pytest.mark.learns
 def test_strong_preset_reaches_91_5_percent(real_data):
     """The README's claim (>= 92% in ~2 minutes on 2 cores); CI checks accuracy, not time."""
     events = list(train(preset("strong")))

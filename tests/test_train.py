@@ -15,6 +15,7 @@ def tensors(tiny_data_dir):
     return load_tensors(16, tiny_data_dir)
 
 
+@pytest.mark.learns
 def test_event_sequence(tensors):
     events = list(train(TINY, tensors))
     assert isinstance(events[0], Started) and events[0].batches_per_epoch == 6
@@ -52,6 +53,7 @@ def test_stop_within_one_batch(tensors):
     assert seen[-1].status == "stopped" and seen[-1].epochs_done == 0
 
 
+@pytest.mark.learns
 def test_absurd_learning_rate_diverges(tensors):
     cfg = TrainConfig(epochs=3, lr=1.0, optimizer="adam", batch_size=16, name="boom")
     final = list(train(cfg, tensors))[-1]

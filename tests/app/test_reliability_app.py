@@ -290,6 +290,7 @@ def test_impossible_settings_are_refused_with_the_reason_even_on_a_forged_click(
     assert jobs.snapshot().config.train_subset == 500  # the page still works once fixed
 
 
+@pytest.mark.learns
 def test_a_diverging_run_on_the_page_never_becomes_active(jobs, runs_dir, tiny_data_dir):
     earlier = write_run(runs_dir, "earlier")
     runs.set_active(earlier, runs_dir)

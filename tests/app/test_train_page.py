@@ -215,6 +215,7 @@ def test_a_second_session_sees_the_running_job_and_cannot_start_another(jobs, ga
     assert jobs.snapshot().run_id == run_id and jobs.snapshot().status == "stopped"
 
 
+@pytest.mark.learns
 def test_a_diverging_config_shows_its_reason(jobs, runs_dir):
     at = configure(open_page(), w_optimizer="adam", w_lr=1.0, w_batch_size=16, w_epochs=2)
     at.button(key="train").click().run()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
+import pytest
 from playwright.sync_api import Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
@@ -86,6 +87,7 @@ def drag_slider_to_start(page: Page, slider: Locator) -> None:
     page.mouse.up()
 
 
+@pytest.mark.learns
 def test_click_cell_shows_its_images_and_epoch_slider_changes_matrix(
     page: Page, server: Server, active_trained_run: str
 ) -> None:
