@@ -9,11 +9,8 @@ tests/app/test_reliability_app.py does for sliders.
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import json
-import struct
-import zlib
 
 import pytest
 from PIL import Image, ImageDraw, ImageFile
@@ -26,6 +23,7 @@ from fmnist_core.runs import ACTIVE_FILE
 from tests.app.test_confusion_page import write_known_run
 from tests.app.test_sketch_page import CANVAS, drawing_state, write_run
 from tests.conftest import REPO
+from tests.test_images import png_of_zeros
 
 APP = REPO / "streamlit_app.py"
 TRAIN, CONFUSION, SKETCH = "pages/1_Train.py", "pages/2_Confusion_matrix.py", "pages/3_Sketch.py"
@@ -45,27 +43,6 @@ def _errors(at: AppTest) -> str:
 
 
 # ---------------------------------------------------------------- the canvas
-
-
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
-@functools.cache
-def _png_of_zeros(width: int, height: int) -> bytes:
-    """A complete, valid greyscale PNG of zeros, compressed row block by row block (never
-    held whole): 13000x13000 is ~170 KB on disk and 169 MB decoded (RGBA from a canvas: 676)."""
-    packer = zlib.compressobj(9)
-    block = b"\0" * ((width + 1) * 500)  # filter byte + row, 500 rows at a time
-    rows, idat = 0, []
-    while rows < height:
-        n = min(500, height - rows)
-        idat.append(packer.compress(block[: (width + 1) * n]))
-        rows += n
-    idat.append(packer.flush())
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", b"".join(idat))
-            + _chunk(b"IEND", b""))  # fmt: skip
 
 
 def _canvas_value(png: bytes) -> dict:
@@ -94,7 +71,7 @@ def test_a_forged_canvas_png_declaring_13000x13000_is_refused_without_decoding_i
     tiny_env, runs_dir, decoded
 ):
     write_run(runs_dir)
-    bomb = _png_of_zeros(13_000, 13_000)
+    bomb = png_of_zeros(13_000, 13_000)
     assert len(bomb) < 1_000_000  # small on the wire: only its declared size gives it away
     at = _open(SKETCH)
     at.session_state[CANVAS] = _canvas_value(bomb)
@@ -110,7 +87,7 @@ def test_a_forged_canvas_png_declaring_13000x13000_is_refused_without_decoding_i
 
 
 FORGED_CANVAS = {
-    "other size": (_canvas_value(_png_of_zeros(1000, 300)), "canvas is 400 x 400"),
+    "other size": (_canvas_value(png_of_zeros(1000, 300)), "canvas is 400 x 400"),
     "not a dict": ("evil", "not a drawing"),
     "no drawing": ({"drawing": "evil"}, "not a drawing"),
     "not a PNG url": ({"drawing": {"raw": {}, "data": "data:image/gif;base64,R0lGOD"}}, "PNG"),
