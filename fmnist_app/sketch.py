@@ -111,8 +111,8 @@ def canvas_controls() -> tuple[str, int, bool]:
     """(tool, stroke width, fill outlines) widgets, plus the Clear button."""
     tool = st.segmented_control(
         "Tool", list(TOOLS), format_func=lambda t: TOOLS.get(t, str(t)), default="freedraw",
-        required=True,
-        key="sketch_tool", help="Polygon: click the corners, then the first corner to close it.",
+        required=True, key="sketch_tool",
+        help="Polygon: click the corners, then the first corner to close it.",
     )  # fmt: skip
     stroke = st.slider("Stroke width", 2, 40, 12, key="sketch_stroke")
     fill_col, clear_col = st.columns([3, 2], vertical_alignment="center")
