@@ -5,7 +5,10 @@ Call ``page_setup(title)`` first thing on every page.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 import torch
@@ -17,6 +20,35 @@ from fmnist_core.runs import runs_dir
 TRAIN_PAGE = "pages/1_Train.py"
 CONFUSION_PAGE = "pages/2_Confusion_matrix.py"
 SKETCH_PAGE = "pages/3_Sketch.py"
+
+
+# Markdown that could turn text into a link, an image, HTML, code, emphasis, a Streamlit
+# directive (:red[...], :material/...:) or maths. CommonMark lets any of them be backslash-escaped.
+_MARKUP = re.compile(r"([\\`*_\[\](){}<>!#|~$:@+])")
+_WWW = re.compile(r"(?i)\b(www)\.")  # GFM links bare www.example.com: break it with an escape
+
+
+def plain(text: Any) -> str:
+    """``text`` escaped so that a Markdown element (st.caption, st.error ...) shows it as is.
+
+    For strings from files and folders (run ids, status fields, error texts, data paths): a
+    status.json holding ``![x](http://evil/img.png)`` must not make the browser load an image.
+    """
+    one_line = " ".join(str(text).split())  # no headings, lists or code blocks from newlines
+    return _WWW.sub(r"\1\\.", _MARKUP.sub(r"\\\1", one_line))
+
+
+def choice(key: str, options: Collection[Any], default: Any = None) -> Any:
+    """The session's value of a select widget if it is one of ``options``, else ``default``
+    (else the first option). For code that reads a widget's value before Streamlit checks it
+    (callbacks, code above the widget): a hand-made request can send any value."""
+    value = st.session_state.get(key, default)
+    try:
+        if value in options:
+            return value
+    except TypeError:  # an unhashable forged value
+        pass
+    return default if default is not None else next(iter(options))
 
 
 @dataclass(frozen=True)
@@ -55,7 +87,8 @@ def device_label() -> str:
 
 
 def show_data_error(status: DataStatus) -> None:
-    st.error("**No dataset.** " + status.source.replace("\n", "  \n"))
+    lines = [plain(line) for line in status.source.splitlines()]  # it names folders: plain text
+    st.error("**No dataset.** " + "  \n".join(lines))
 
 
 def page_setup(title: str, icon: str = "👕") -> DataStatus:
@@ -65,13 +98,13 @@ def page_setup(title: str, icon: str = "👕") -> DataStatus:
     with st.sidebar:
         st.markdown("### Fashion-MNIST CNN")
         if status.ok:
-            st.caption(f"**Data:** {status.summary}  \nfrom {status.source}")
+            st.caption(f"**Data:** {status.summary}  \nfrom {plain(status.source)}")
         else:
             st.caption("**Data:** not found (see the page)")
         st.caption(f"**Device:** {device_label()}")
         run = active_run()
-        st.caption(f"**Active model:** {run.label() if run else 'none yet - train one'}")
+        st.caption(f"**Active model:** {plain(run.label()) if run else 'none yet - train one'}")
         if training := job_caption(job_manager().snapshot()):
             st.caption(training)
-        st.caption(f"**Runs folder:** {runs_dir()}")
+        st.caption(f"**Runs folder:** {plain(runs_dir())}")
     return status

@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from fmnist_app.common import TRAIN_PAGE
+from fmnist_app.common import TRAIN_PAGE, plain
 from fmnist_core import CLASSES, DataError, Run, RunError, active_run, load_dataset
 from fmnist_core.evaluate import (
     accuracy,
@@ -56,17 +56,23 @@ def select_cell(true: int, pred: int) -> None:
 
 def clicked_cell(state: Mapping[str, Any] | None) -> tuple[int, int] | None:
     """The (true, pred) cell of a plotly_chart selection state, None when nothing is clicked."""
-    points = ((state or {}).get("selection") or {}).get("points") or []
-    if not points:
+    selection = state.get("selection") if isinstance(state, Mapping) else None
+    points = selection.get("points") if isinstance(selection, Mapping) else None
+    if not isinstance(points, list | tuple) or not points:
         return None
-    point = points[0]
+    point = points[0] if isinstance(points[0], Mapping) else {}
     data = point.get("customdata")
-    if isinstance(data, list | tuple) and len(data) == 2:
+    if isinstance(data, list | tuple) and len(data) == 2 and all(map(_is_class, data)):
         return int(data[0]), int(data[1])
     x, y = point.get("x"), point.get("y")
-    if x in CLASSES and y in CLASSES:
+    if isinstance(x, str) and isinstance(y, str) and x in CLASSES and y in CLASSES:
         return CLASSES.index(y), CLASSES.index(x)
-    return None
+    return None  # nothing clicked, or a value no chart sends (a hand-made request)
+
+
+def _is_class(value: Any) -> bool:
+    """A class index; bool is an int to Python but no chart sends one."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(CLASSES)
 
 
 def sync_click() -> None:
@@ -84,7 +90,7 @@ def pick_run() -> Run | None:
     if warnings:
         with st.expander(f"{len(warnings)} broken run folder(s) skipped"):
             for warning in warnings:
-                st.caption(warning)
+                st.caption(plain(warning))  # folder names and file errors: shown as plain text
     usable = {run.id: run for run in runs if run.history}
     if not usable:
         st.info("No trained model yet: train one on the Train page, then come back here.")
@@ -113,17 +119,21 @@ def load_view(run: Run, epoch: int) -> View | None:
     try:
         probs, labels = run.probs(epoch), run.labels()
     except RunError as exc:
-        st.error(f"Cannot show run {run.id}: {exc}. Pick another run.")
+        st.error(f"Cannot show run {plain(run.id)}: {plain(exc)}. Pick another run.")
         return None
     if len(probs) != len(labels) or probs.shape[1] != len(CLASSES):
-        st.error(f"Run {run.id} has predictions that do not match its labels. Pick another run.")
+        st.error(
+            f"Run {plain(run.id)} has predictions that do not match its labels. Pick another run."
+        )
         return None
     return View(run, epoch, labels, probs, confusion_matrix(labels, probs.argmax(1)))
 
 
 def init_selection(view: View) -> tuple[int, int]:
-    """The selected cell; starts at the most confused pair."""
-    if TRUE_KEY not in st.session_state or PRED_KEY not in st.session_state:
+    """The selected cell; starts at the most confused pair (also when the session holds a
+    value no selector sends, e.g. cm_true="99" from a hand-made request)."""
+    state = st.session_state
+    if not (_is_class(state.get(TRUE_KEY)) and _is_class(state.get(PRED_KEY))):
         pairs = top_confusions(view.cm, 1)
         select_cell(*(pairs[0][:2] if pairs else (0, 0)))
     return st.session_state[TRUE_KEY], st.session_state[PRED_KEY]
@@ -139,7 +149,9 @@ def matrix(view: View, rates: bool) -> None:
 def summary(view: View) -> None:
     """Accuracy, the per-class table and the most confused pairs (each opens its cell)."""
     st.metric("Test accuracy", f"{accuracy(view.cm):.1%}")
-    st.caption(f"{int(view.cm.sum()):,} test images, epoch {view.epoch} of run {view.run.id}")
+    st.caption(
+        f"{int(view.cm.sum()):,} test images, epoch {view.epoch} of run {plain(view.run.id)}"
+    )
     table = pd.DataFrame(per_class_metrics(view.cm))
     table[list(METRICS)] *= 100
     percent = st.column_config.NumberColumn(format="%.1f%%")
@@ -176,9 +188,10 @@ def _test_images(view: View) -> torch.Tensor | None:
         return None
     if not torch.equal(ds.test_labels, view.labels):
         st.error(
-            f"Run {view.run.id} was evaluated on a different test set ({len(view.labels):,} "
-            f"images) than the dataset found now ({len(ds.test_labels):,} images from "
-            f"{ds.source}), so its images cannot be shown."
+            f"Run {plain(view.run.id)} was evaluated on a different test set "
+            f"({len(view.labels):,} images) than the dataset found now "
+            f"({len(ds.test_labels):,} images from {plain(ds.source)}), so its images cannot "
+            "be shown."
         )
         return None
     return ds.test_images

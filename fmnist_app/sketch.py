@@ -15,7 +15,7 @@ import streamlit as st
 from PIL import Image
 from torch import nn
 
-from fmnist_app.common import TRAIN_PAGE
+from fmnist_app.common import TRAIN_PAGE, plain
 from fmnist_core import CLASSES, DataError, Run, RunError, active_run, load_run
 from fmnist_core.plots import probability_figure
 from fmnist_core.runs import scan_runs
@@ -24,8 +24,10 @@ from fmnist_core.sketch import (
     MAX_UPLOAD_BYTES,
     EmptySketchError,
     SketchError,
+    UploadError,
     predict,
     prepare,
+    read_data_url,
 )
 from fmnist_core.sketch import dataset_image as load_test_image
 
@@ -36,6 +38,7 @@ TEST_INDEX_KEY = "sketch_test_index"
 # Plain words: with a symbol each, the five buttons overflowed the half-width column at 1400 px.
 TOOLS = {"freedraw": "Freehand", "line": "Line", "rect": "Rectangle", "circle": "Circle",
          "polygon": "Polygon"}  # fmt: skip
+CANVAS_PX = 400  # the canvas's width and height; the drawing it sends has this size
 SHOWN_PX = 196  # the model's input is shown enlarged to this width
 EMPTY_MESSAGES = {"draw": "✏️ Draw something on the canvas: the prediction appears here."}
 
@@ -95,7 +98,7 @@ def pick_model() -> Loaded | None:
     try:
         model = _load_model(str(run.path), _stamp(run))
     except RunError as exc:
-        st.error(f"Could not load this model: {exc}. Pick another one or train a new one.")
+        st.error(f"Could not load this model: {plain(exc)}. Pick another one or train a new one.")
         return None
     return Loaded(model, run.config.image_size, label, default)
 
@@ -107,8 +110,9 @@ def _clear() -> None:
 def canvas_controls() -> tuple[str, int, bool]:
     """(tool, stroke width, fill outlines) widgets, plus the Clear button."""
     tool = st.segmented_control(
-        "Tool", list(TOOLS), format_func=TOOLS.get, default="freedraw", required=True,
-        key="sketch_tool", help="Polygon: click the corners, then the first corner to close it.",
+        "Tool", list(TOOLS), format_func=lambda t: TOOLS.get(t, str(t)), default="freedraw",
+        required=True, key="sketch_tool",
+        help="Polygon: click the corners, then the first corner to close it.",
     )  # fmt: skip
     stroke = st.slider("Stroke width", 2, 40, 12, key="sketch_stroke")
     fill_col, clear_col = st.columns([3, 2], vertical_alignment="center")
@@ -121,21 +125,47 @@ def canvas_controls() -> tuple[str, int, bool]:
         st.button(
             "Clear", on_click=_clear, key="sketch_clear", icon=":material/delete:", width="stretch"
         )
-    return tool or "freedraw", stroke, fill
+    return tool if tool in TOOLS else "freedraw", stroke, fill  # a forged tool: the default
 
 
-def canvas(tool: str, stroke: int) -> np.ndarray | None:
-    """The drawing canvas; its RGBA image (None before the first stroke)."""
+def _canvas_key() -> str:
+    return f"{CANVAS_KEY}_{st.session_state.get(CLEARS_KEY, 0)}"
+
+
+def drawing(value: Any) -> Image.Image | None:
+    """The image in a canvas's state ``{"drawing": {"raw": ..., "data": PNG data URL}}``
+    (None before the first stroke); UploadError when it is not a drawing of the canvas's size.
+
+    The component's own ``image_data`` decodes the PNG with no size check, so it is never used:
+    a client can send a small PNG that declares 13000x13000 pixels (~676 MB once decoded).
+    """
+    if value is None:
+        return None
+    strokes = value.get("drawing") if isinstance(value, dict) else None
+    if not isinstance(strokes, dict):
+        raise UploadError("The canvas sent something that is not a drawing; it was ignored.")
+    url = strokes.get("data")
+    return None if url is None else read_data_url(url, (CANVAS_PX, CANVAS_PX))
+
+
+def canvas(tool: str, stroke: int) -> Image.Image | None:
+    """The drawing canvas; its image (None before the first stroke or when it was refused)."""
     # Imported here: the component registers itself, which needs a running Streamlit app.
     from streamlit_drawable_canvas import st_canvas  # noqa: PLC0415
 
     st.caption("Draw below with the mouse (or a finger). The canvas's toolbar has undo and redo.")
-    result = st_canvas(
+    try:  # the value is checked before the component is created (and could decode it)
+        image = drawing(st.session_state.get(_canvas_key()))
+    except UploadError as exc:
+        st.error(plain(exc))
+        _clear()  # a fresh, empty canvas: the refused value is dropped with the old key
+        image = None
+    st_canvas(
         fill_color="rgba(0, 0, 0, 0)", stroke_width=stroke, stroke_color="#FFFFFF",
-        background_color="#000000", height=400, width=400, drawing_mode=tool,
-        return_image_data=True, key=f"{CANVAS_KEY}_{st.session_state.get(CLEARS_KEY, 0)}",
+        background_color="#000000", height=CANVAS_PX, width=CANVAS_PX, drawing_mode=tool,
+        return_image_data=True, key=_canvas_key(),
     )  # fmt: skip
-    return result.image_data
+    return image
 
 
 def _enlarged(tensor: Any) -> Image.Image:
@@ -154,8 +184,8 @@ def show_result(key: str, image: Any, loaded: Loaded, fill: bool = True,
     except EmptySketchError:
         st.info(EMPTY_MESSAGES.get(key, "Nothing to classify: the image is one flat colour."))
         return
-    except SketchError as exc:
-        st.error(str(exc))
+    except (SketchError, UploadError) as exc:
+        st.error(plain(exc))
         return
     probs = predict(loaded.model, prepared.tensor)
     top = int(probs.argmax())
@@ -173,13 +203,18 @@ def show_result(key: str, image: Any, loaded: Loaded, fill: bool = True,
 
 
 def upload(loaded: Loaded, fill: bool) -> None:
+    # No ``type=``: the browser then uploads any file, which replaces the previous one, and
+    # the page refuses it with its own message. With it, the browser refused a wrong type
+    # itself, kept the previous file and so its prediction (read as the new file's), and a
+    # hand-made request with another extension crashed the page (Streamlit's check raises).
     file = st.file_uploader(
         "A PNG or JPEG image of one clothing item (light on dark or dark on light)",
-        type=["png", "jpg", "jpeg"], max_upload_size=MAX_UPLOAD_BYTES // 2**20, key="sketch_upload",
+        max_upload_size=MAX_UPLOAD_BYTES // 2**20, key="sketch_upload",
     )  # fmt: skip
     if file is None:
         st.caption("Upload an image to see how the model frames and classifies it.")
         return
+    st.caption(f"Result for **{plain(file.name)}**")  # a result always names its file
     show_result("upload", file.getvalue(), loaded, fill)
 
 

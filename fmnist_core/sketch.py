@@ -5,6 +5,9 @@
     probs = predict(model, sketch.tensor)          # (10,) class probabilities
     sketch = prepare(read_upload(png_bytes), 28)   # UploadError with a message for a bad file
 
+Images come in through fmnist_core.images (re-exported here), which checks every one against
+the same byte and pixel limits before decoding it; ``prepare`` refuses a decoded image over them.
+
 A raw drawing looks nothing like a dataset image: a thin light line anywhere on a big canvas.
 Fashion-MNIST items are filled, light-on-dark silhouettes, their bounding box centred, and
 their longest side spans the whole frame: measured on the 60,000 training images, the
@@ -22,18 +25,25 @@ percentile 28, 28 and 27) and the median box centre is (13.5, 13.5), the exact c
 
 from __future__ import annotations
 
-import io
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from torch import nn
 
 from fmnist_core.data import load_dataset, resize
+from fmnist_core.images import (  # noqa: F401 - re-exported: the sketch API reads images
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_PIXELS,
+    UploadError,
+    check_image_bytes,
+    check_pixels,
+    read_data_url,
+    read_upload,
+)
 
 ITEM_SIZE = 28  # longest side of a training item's bounding box (measured, see above)
 FRAME = 28  # the dataset's image size
@@ -45,9 +55,6 @@ MAX_HOLES = 100  # holes looked at (a noisy photo can have thousands of tiny one
 INK_LEVEL = 0.2  # a pixel brighter than this (0..1) is ink, for the box and the fill
 EMPTY_CONTRAST = 0.1  # less ink contrast than this anywhere: nothing is drawn
 BLUR_SIGMA = 0.5  # light smoothing, in pixels of the 28x28 frame
-MAX_UPLOAD_BYTES = 10 * 2**20
-MAX_UPLOAD_PIXELS = 25_000_000  # 5000 x 5000
-UPLOAD_FORMATS = ("PNG", "JPEG")
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "default_model"
 
 
@@ -59,46 +66,10 @@ class EmptySketchError(SketchError):
     """Nothing is drawn (or the image is one flat colour)."""
 
 
-class UploadError(SketchError):
-    """An uploaded file was refused: too big, not a PNG/JPEG, empty or corrupt."""
-
-
 @dataclass(frozen=True)
 class Prepared:
     preview: np.ndarray  # uint8 (28, 28), light on dark: what the model sees, at 28x28
     tensor: torch.Tensor  # float (1, 1, S, S) in [0, 1], like fmnist_core.data tensors
-
-
-def read_upload(
-    data: bytes, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_UPLOAD_PIXELS
-) -> Image.Image:
-    """Decode an uploaded PNG/JPEG, refusing oversized, empty, foreign or corrupt files."""
-    if not data:
-        raise UploadError("The file is empty. Upload a PNG or JPEG image.")
-    if len(data) > max_bytes:
-        raise UploadError(
-            f"The file is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB. "
-            "Upload a smaller image."
-        )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS)
-            if image.width * image.height > max_pixels:  # checked before decoding the pixels
-                raise UploadError(_too_many_pixels(image.width, image.height, max_pixels))
-            image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UploadError(_too_many_pixels(None, None, max_pixels)) from None
-    except UnidentifiedImageError:
-        raise UploadError("This file is not a PNG or JPEG image.") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise UploadError(f"The image is truncated or corrupt ({exc}). Try another file.") from None
-    return ImageOps.exif_transpose(image)  # phone photos: apply the camera's rotation
-
-
-def _too_many_pixels(width: int | None, height: int | None, max_pixels: int) -> str:
-    size = f"{width} x {height} pixels" if width else "too many pixels"
-    return f"The image is {size}; the limit is {max_pixels:,} pixels. Upload a smaller image."
 
 
 def _as_array(image: Any) -> np.ndarray:
@@ -108,9 +79,12 @@ def _as_array(image: Any) -> np.ndarray:
     if isinstance(image, (bytes, bytearray)):
         image = read_upload(bytes(image))
     if isinstance(image, Image.Image):
+        check_pixels(image.width, image.height)  # before convert() decodes a lazy image
         transparent = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
         image = image.convert("RGBA" if transparent else "L")
     arr = np.asarray(image)
+    if arr.ndim >= 2:
+        check_pixels(arr.shape[1], arr.shape[0])
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     shape_ok = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))

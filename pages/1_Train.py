@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import streamlit as st
 import torch  # noqa: F401 - import torch in the main thread first (see NOTES: numpy race)
 
-from fmnist_app.common import CONFUSION_PAGE, page_setup, plural, show_data_error
+from fmnist_app.common import CONFUSION_PAGE, choice, page_setup, plain, plural, show_data_error
 from fmnist_app.jobs import JobError, JobSnapshot, job_manager
 from fmnist_core import config as C
 from fmnist_core import load_dataset
@@ -76,7 +76,7 @@ def restore_form() -> None:
 
 
 def on_preset() -> None:
-    fill(C.PRESETS[st.session_state.w_preset])
+    fill(C.PRESETS[choice("w_preset", C.PRESETS)])  # a forged preset name: the default one
 
 
 def start() -> None:
@@ -128,7 +128,7 @@ def controls(momentum_used: bool) -> None:
 
 def config_or_errors(n_images: int | None) -> tuple[C.TrainConfig | None, list[str]]:
     """The widgets' config over the chosen preset (which fills fields without widgets)."""
-    base = C.PRESETS[st.session_state.w_preset]
+    base = C.PRESETS[choice("w_preset", C.PRESETS)]
     values = {k: st.session_state[f"w_{k}"] for k in base.to_dict() if f"w_{k}" in st.session_state}
     values.pop("name", None)
     errors = C.validation_errors(SimpleNamespace(**{**base.to_dict(), **values}))
@@ -195,7 +195,7 @@ def outcome(snap: JobSnapshot) -> None:
                    f"run `{snap.run_id}`; the active model is unchanged (only finished runs "
                    "become active).")  # fmt: skip
     elif snap.status == "failed":
-        st.error(f"Training failed: {snap.reason}. Run `{snap.run_id}` is saved as failed "
+        st.error(f"Training failed: {plain(snap.reason)}. Run `{snap.run_id}` is saved as failed "
                  "and was not made active.")  # fmt: skip
     if done and snap.status in ("finished", "stopped"):
         st.page_link(CONFUSION_PAGE, label="See its confusion matrix", icon=":material/grid_on:")
