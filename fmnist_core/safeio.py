@@ -43,7 +43,9 @@ def read_regular(path: str | Path, limit: int) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise FileRefused(f"{path} is not a regular file")
         if info.st_size > limit:
-            raise FileRefused(f"{path} is {info.st_size:,} bytes, more than the {limit:,} allowed")
+            raise FileRefused(
+                f"{path} is {info.st_size:,} bytes, more than the {limit:,} bytes allowed"
+            )
         blob = f.read(limit + 1)  # the file may grow after the fstat
     if len(blob) > limit:
         raise FileRefused(f"{path} is more than the {limit:,} bytes allowed")
