@@ -13,7 +13,6 @@ Where the data comes from, in order (the first that has it wins):
 from __future__ import annotations
 
 import functools
-import gzip
 import os
 import zlib
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fmnist_core.atomic import atomic_write_bytes
+from fmnist_core.atomic import atomic_writer
+from fmnist_core.safeio import FileRefused, gunzip_chunks, read_regular
 
 CLASSES = (
     "T-shirt/top",
@@ -47,6 +47,16 @@ FILES = {
 PROJECT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SYSTEM_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 _IMAGE_MAGIC, _LABEL_MAGIC = 2051, 2049
+MAX_IMAGES = {"train": 60_000, "test": 10_000}  # Fashion-MNIST's sizes: nothing may be larger
+PIXELS = 28 * 28
+
+
+def max_file_size(name: str) -> int:
+    """Bytes the (unpacked) IDX file ``name`` of ``FILES`` can hold at most: header + data."""
+    split = "test" if name.startswith("t10k") else "train"
+    if "images" in name:
+        return 16 + MAX_IMAGES[split] * PIXELS
+    return 8 + MAX_IMAGES[split]
 
 
 class DataError(RuntimeError):
@@ -99,15 +109,22 @@ def _find_in(root: Path) -> Path | None:
 
 
 def _unpack(src: Path, dest: Path) -> Path:
-    """gunzip ``src/<file>.gz`` into ``dest/<file>`` (torchvision's layout), atomically."""
+    """gunzip ``src/<file>.gz`` into ``dest/<file>`` (torchvision's layout), atomically.
+
+    Streamed in chunks and stopped as soon as a file unpacks to more than Fashion-MNIST's
+    size (a "zip bomb" costs one chunk of memory and leaves no partial file).
+    """
     dest.mkdir(parents=True, exist_ok=True)
     for name in FILES.values():
         target = dest / name
         if target.is_file():
             continue
         try:
-            with gzip.open(src / f"{name}.gz", "rb") as f:
-                atomic_write_bytes(target, f.read())
+            with atomic_writer(target) as out:
+                for chunk in gunzip_chunks(src / f"{name}.gz", max_file_size(name)):
+                    out.write(chunk)
+        except FileRefused as exc:
+            raise DataError(f"{exc}: it is not a Fashion-MNIST file - remove it") from exc
         except (OSError, EOFError, zlib.error) as exc:  # cut short, bits flipped, not gzip
             raise DataError(
                 f"could not unpack {src / (name + '.gz')}: {exc}; the file is damaged - "
@@ -170,10 +187,14 @@ def _unpack_system() -> Path:
     return _unpack(SYSTEM_DATA_DIR, raw_dir(PROJECT_DATA_DIR))
 
 
-def read_idx(path: Path, *, images: bool) -> np.ndarray:
-    """Parse one IDX file, checking its header against its size; errors name the file."""
+def read_idx(path: Path, *, images: bool, max_count: int = MAX_IMAGES["train"]) -> np.ndarray:
+    """Parse one IDX file of at most ``max_count`` items, checking its header against its
+    size; errors name the file. Only a regular file is read (never a FIFO)."""
+    limit = (16 + max_count * PIXELS) if images else (8 + max_count)
     try:
-        blob = Path(path).read_bytes()
+        blob = read_regular(path, limit)
+    except FileRefused as exc:
+        raise DataError(f"{exc}: not a Fashion-MNIST file - remove it") from exc
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc}") from exc
     ndim = 3 if images else 1
@@ -199,8 +220,9 @@ def read_idx(path: Path, *, images: bool) -> np.ndarray:
 
 
 def _read_split(directory: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    x = read_idx(directory / FILES[f"{split}_images"], images=True)
-    y = read_idx(directory / FILES[f"{split}_labels"], images=False)
+    most = MAX_IMAGES[split]
+    x = read_idx(directory / FILES[f"{split}_images"], images=True, max_count=most)
+    y = read_idx(directory / FILES[f"{split}_labels"], images=False, max_count=most)
     if len(x) != len(y) or len(x) == 0:
         raise DataError(
             f"{directory}: {split} set has {len(x)} images but {len(y)} labels; files mismatch"

@@ -23,7 +23,15 @@ def predict_probs(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor) -> torch.Tensor:
-    """(10, 10) int64 counts; row = true class, column = predicted class."""
+    """(10, 10) int64 counts; row = true class, column = predicted class.
+
+    Raises ValueError (not a bincount shape error) for classes outside 0-9 or unequal lengths.
+    """
+    if len(labels) != len(preds):
+        raise ValueError(f"{len(labels)} labels but {len(preds)} predictions")
+    for name, values in (("labels", labels), ("predictions", preds)):
+        if len(values) and (int(values.min()) < 0 or int(values.max()) >= NUM_CLASSES):
+            raise ValueError(f"{name} must be class numbers 0-{NUM_CLASSES - 1}")
     flat = labels.long() * NUM_CLASSES + preds.long()
     return torch.bincount(flat, minlength=NUM_CLASSES**2).view(NUM_CLASSES, NUM_CLASSES)
 

@@ -8,16 +8,21 @@
 Layout of ``runs/<id>/``: ``config.json``, ``status.json``, ``history.json`` (one row per
 epoch), ``labels.pt`` (test labels), ``epoch_NNN.pt`` (weights) and ``probs_NNN.pt``
 (test-set probabilities, float16) per epoch, ``model.pt`` (the final weights). Every write
-is atomic. A run still "running" whose process is gone is reported as "interrupted".
+is atomic. Every file is read with a size cap and checked (runfiles.py): a folder with an
+unreadable or nonsensical file is skipped with a warning, the others keep working.
+
+A run still "running" whose process is gone is reported as "interrupted". A run recorded on
+another host cannot be checked: it shows as running until its folder has not changed for
+``STALE_RUN_S`` (6 hours: longer than any epoch takes), then as interrupted. Listing removes
+the ``.*.tmp`` files a writer left: at once where the writer is known to be done or dead,
+else only once they are ``TEMP_STALE_S`` old (an atomic write takes well under a second).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-import pickle
 import secrets
 import shutil
 import socket
@@ -32,18 +37,30 @@ from torch import nn
 
 from fmnist_core.atomic import atomic_torch_save, atomic_write_json
 from fmnist_core.config import ConfigError, TrainConfig
-from fmnist_core.data import NUM_CLASSES, load_tensors
+from fmnist_core.data import load_tensors
 from fmnist_core.model import build_model
+from fmnist_core.runfiles import (
+    HISTORY_KEYS,
+    HISTORY_LIMIT,
+    LABELS_LIMIT,
+    PROBS_LIMIT,
+    RunError,
+    check_history,
+    check_info,
+    check_labels,
+    check_probs,
+    check_state_dict,
+    load_weights,
+    read_json,
+    weights_limit,
+)
 from fmnist_core.train import EpochEnd, Event, RunEnd, Started, train
 
 log = logging.getLogger(__name__)
 PROJECT_RUNS_DIR = Path(__file__).resolve().parent.parent / "runs"
-HISTORY_KEYS = ("epoch", "cost", "train_loss", "val_loss", "val_acc", "seconds", "elapsed_s")
 ACTIVE_FILE = "active.json"
-
-
-class RunError(RuntimeError):
-    """A run cannot be read or written; the message names the run and the file."""
+STALE_RUN_S = 6 * 3600  # another host's "running" run unchanged this long is interrupted
+TEMP_STALE_S = 30 * 60  # a temp file this old has no live writer (writes take < 1 s)
 
 
 def runs_dir(path: str | Path | None = None) -> Path:
@@ -59,36 +76,24 @@ def _process_start(pid: int) -> str | None:
         return None
 
 
-def _alive(info: dict[str, Any]) -> bool:
-    if info.get("host") != socket.gethostname():
-        return True  # another machine's run: we cannot tell, trust its status
-    pid = info.get("pid")
+def _alive(pid: int, proc_start: str | None) -> bool:
+    """Whether the local process ``pid`` (checked by check_info) is still the run's."""
     try:
-        os.kill(int(pid), 0)
-    except (OSError, TypeError, ValueError):
+        os.kill(pid, 0)
+    except PermissionError:
+        pass  # it exists, owned by another user: the start time decides
+    except OSError:
         return False
-    started = info.get("proc_start")
-    return started is None or _process_start(int(pid)) in (None, started)
+    return proc_start is None or _process_start(pid) in (None, proc_start)
 
 
-def _read_json(path: Path) -> Any:
+def _idle_s(folder: Path) -> float:
+    """Seconds since the run folder last changed (an atomic write renames into it)."""
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunError(f"{path} is missing") from None
-    except (OSError, ValueError) as exc:
-        raise RunError(f"{path} is unreadable or corrupt: {exc}") from exc
-
-
-def load_weights(path: Path) -> Any:
-    """``torch.load`` with ``weights_only=True``: a foreign pickle is refused, never run."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise RunError(f"{path} is missing") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        why = f"not a plain weights file or corrupt ({exc.__class__.__name__})"
-        raise RunError(f"refused to load {path}: {why}") from exc
+        newest = max((folder / name).stat().st_mtime for name in (".", "status.json"))
+    except OSError:
+        return float("inf")
+    return time.time() - newest
 
 
 @dataclass
@@ -105,11 +110,31 @@ class Run:
         return self.path.name
 
     @property
+    def host(self) -> str | None:
+        return self.info.get("host")
+
+    @property
+    def local(self) -> bool:
+        return self.host in (None, socket.gethostname())
+
+    @property
     def status(self) -> str:
-        status = self.info.get("status", "unknown")
-        if status == "running" and not _alive(self.info):
-            return "interrupted"
-        return status
+        status = self.info["status"]
+        if status != "running":
+            return status
+        if self.local:
+            alive = _alive(self.info["pid"], self.info.get("proc_start"))
+        else:  # cannot be checked from here: trust it until it has been quiet for long
+            alive = _idle_s(self.path) < STALE_RUN_S
+        return "running" if alive else "interrupted"
+
+    @property
+    def status_text(self) -> str:
+        """The status, saying where another host's run ran ("running on HOST?")."""
+        status = self.status
+        if self.local or status not in ("running", "interrupted"):
+            return status
+        return f"running on {self.host}?" if status == "running" else f"{status} (on {self.host})"
 
     @property
     def epochs(self) -> list[int]:
@@ -121,7 +146,7 @@ class Run:
 
     def label(self) -> str:
         acc = f"{self.final_val_acc:.1%}" if self.final_val_acc is not None else "-"
-        return f"{self.id} ({self.status}, {len(self.history)} ep, {acc})"
+        return f"{self.id} ({self.status_text}, {len(self.history)} ep, {acc})"
 
     def _epoch(self, epoch: int | None) -> int:
         if not self.history:
@@ -135,8 +160,9 @@ class Run:
         """The model after ``epoch`` (default: the last), in eval mode, on the CPU."""
         path = self.path / f"epoch_{self._epoch(epoch):03d}.pt"
         model = build_model(self.config)
+        state = check_state_dict(path, load_weights(path, weights_limit(model)))
         try:
-            model.load_state_dict(load_weights(path))
+            model.load_state_dict(state)
         except RuntimeError as exc:  # wrong shapes or keys
             raise RunError(f"{path} does not match the run's model: {exc}") from exc
         return model.eval()
@@ -144,36 +170,25 @@ class Run:
     def probs(self, epoch: int | None = None) -> torch.Tensor:
         """Test-set probabilities (N, 10) float32 after ``epoch`` (default: the last)."""
         path = self.path / f"probs_{self._epoch(epoch):03d}.pt"
-        tensor = load_weights(path)
-        shape = (len(self.labels()), NUM_CLASSES)  # one row per test image
-        if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape:
-            raise RunError(f"{path} does not hold {shape[0]} x {shape[1]} test predictions")
-        return tensor.float()
+        n = len(self.labels())  # one row per test image
+        return check_probs(path, load_weights(path, PROBS_LIMIT), n)
 
     def labels(self) -> torch.Tensor:
-        tensor = load_weights(self.path / "labels.pt")
-        if not isinstance(tensor, torch.Tensor) or tensor.ndim != 1:
-            raise RunError(f"{self.path / 'labels.pt'} does not hold the test labels")
-        return tensor.long()
-
-
-def _valid_row(row: Any) -> bool:
-    return isinstance(row, dict) and all(isinstance(row.get(k), (int, float)) for k in HISTORY_KEYS)
+        """The test labels (N,) int64, each 0-9."""
+        path = self.path / "labels.pt"
+        return check_labels(path, load_weights(path, LABELS_LIMIT))
 
 
 def load_run(path: str | Path) -> Run:
     """Read one run folder; raises RunError naming the broken file."""
     path = Path(path)
     try:
-        config = TrainConfig.from_dict(_read_json(path / "config.json"))
+        config = TrainConfig.from_dict(read_json(path / "config.json"))
     except (ConfigError, TypeError, AttributeError) as exc:  # AttributeError: not a dict
         raise RunError(f"{path / 'config.json'} is invalid: {exc}") from exc
-    info = _read_json(path / "status.json")
-    history = _read_json(path / "history.json")
-    if not isinstance(info, dict) or not isinstance(history, list):
-        raise RunError(f"{path} has malformed status.json or history.json")
-    if not all(_valid_row(row) for row in history):
-        raise RunError(f"{path / 'history.json'} has malformed rows")
+    info = check_info(path / "status.json", read_json(path / "status.json"))
+    history_path = path / "history.json"
+    history = check_history(history_path, read_json(history_path, HISTORY_LIMIT), config.epochs)
     run = Run(path, config, info, history)
     for epoch in run.epochs:
         for name in (f"epoch_{epoch:03d}.pt", f"probs_{epoch:03d}.pt"):
@@ -187,10 +202,13 @@ def load_run(path: str | Path) -> Run:
 def scan_runs(directory: str | Path | None = None) -> tuple[list[Run], list[str]]:
     """(runs newest first, one warning per broken folder that was skipped)."""
     root = runs_dir(directory)
-    if not root.is_dir():
-        return [], []
+    try:
+        children = sorted(root.iterdir(), reverse=True) if root.is_dir() else []
+    except OSError as exc:
+        return [], [f"cannot read the runs folder {root}: {exc.strerror or exc}"]
+    _remove_temp_files(root, f".{ACTIVE_FILE}.*.tmp", TEMP_STALE_S)
     runs, warnings = [], []
-    for child in sorted(root.iterdir(), reverse=True):
+    for child in children:
         if not child.is_dir() or child.name.startswith("."):
             continue
         try:
@@ -199,19 +217,24 @@ def scan_runs(directory: str | Path | None = None) -> tuple[list[Run], list[str]
             warnings.append(f"skipped run {child.name}: {exc}")
             log.warning("skipped run %s: %s", child.name, exc)
             continue
-        if run.status == "interrupted":
-            _remove_temp_files(run.path)
+        # A run that is over (or whose process died) writes nothing more: its temp files
+        # are leftovers. A running one's may be in use, unless they are long stale.
+        done = run.status != "running"
+        _remove_temp_files(run.path, ".*.tmp", 0 if done else TEMP_STALE_S)
         runs.append(run)
     return runs, warnings
 
 
-def _remove_temp_files(folder: Path) -> None:
-    """Delete the half-written ``.name.XXXX.tmp`` files a killed writer left (its process is
-    gone, so nothing else writes there: see atomic.py). Never touches anything else."""
-    for tmp in folder.glob(".*.tmp"):
-        with contextlib.suppress(OSError):
+def _remove_temp_files(folder: Path, pattern: str, min_age_s: float) -> None:
+    """Delete the half-written ``.name.XXXX.tmp`` files (see atomic.py) matching ``pattern``
+    that are at least ``min_age_s`` old. Never touches anything else."""
+    now = time.time()
+    for tmp in folder.glob(pattern):
+        with contextlib.suppress(OSError):  # gone already: its writer renamed it
+            if min_age_s and now - tmp.lstat().st_mtime < min_age_s:
+                continue
             tmp.unlink()
-            log.info("removed %s, left by an interrupted run", tmp)
+            log.info("removed %s, a temp file left by a writer that is gone", tmp)
 
 
 def list_runs(directory: str | Path | None = None) -> list[Run]:
@@ -234,8 +257,8 @@ def active_run(directory: str | Path | None = None) -> Run | None:
     """The run other pages use: the one marked active, else the newest finished one."""
     root = runs_dir(directory)
     try:
-        return find_run(_read_json(root / ACTIVE_FILE)["run_id"], root)
-    except (RunError, KeyError, TypeError):
+        return find_run(read_json(root / ACTIVE_FILE)["run_id"], root)
+    except (RunError, KeyError, TypeError, AttributeError, OSError):  # OSError: name too long
         pass
     return next((r for r in list_runs(root) if r.status == "finished"), None)
 

@@ -31,6 +31,20 @@ def test_confusion_matrix_counts_rows_true_columns_predicted() -> None:
     assert accuracy(cm) == pytest.approx(6 / 10)
 
 
+@pytest.mark.parametrize(
+    ("labels", "preds", "message"),
+    [
+        (torch.tensor([0, 12]), torch.tensor([0, 1]), "labels must be class numbers 0-9"),
+        (torch.tensor([0, -1]), torch.tensor([0, 1]), "labels must be class numbers 0-9"),
+        (torch.tensor([0, 1]), torch.tensor([0, 10]), "predictions must be class numbers"),
+        (torch.tensor([0, 1]), torch.tensor([0]), "2 labels but 1 predictions"),
+    ],
+)
+def test_confusion_matrix_refuses_classes_outside_0_to_9(labels, preds, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        confusion_matrix(labels, preds)
+
+
 def test_per_class_metrics_match_hand_computed_numbers() -> None:
     rows = per_class_metrics(confusion_matrix(LABELS, PREDS))
     # class 0: tp 3, predicted 4, actual 4; class 1: tp 2, predicted 5, actual 3;

@@ -152,6 +152,15 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
+def _edit(**changes):
+    """A harm that rewrites some fields of a JSON object file."""
+
+    def harm(path: Path) -> None:
+        _write(path, json.dumps({**json.loads(path.read_text()), **changes}))
+
+    return harm
+
+
 # damage -> (file, what to do to it): each leaves a run folder that cannot be used
 DAMAGE = {
     "config missing": ("config.json", Path.unlink),
@@ -165,6 +174,38 @@ DAMAGE = {
     "weights missing": ("epoch_001.pt", Path.unlink),
     "predictions missing": ("probs_001.pt", Path.unlink),
     "labels missing": ("labels.pt", Path.unlink),
+    # nonsense that used to crash the listing (OverflowError, RecursionError) or show a run
+    # as "running" forever
+    "pid too large": ("status.json", _edit(status="running", pid=10**30)),
+    "pid zero": ("status.json", _edit(status="running", pid=0)),
+    "pid negative": ("status.json", _edit(status="running", pid=-1)),
+    "pid not a number": ("status.json", _edit(status="running", pid="123")),
+    "pid a bool": ("status.json", _edit(status="running", pid=True)),
+    "running without host": ("status.json", _edit(status="running", host=None)),
+    "host not text": ("status.json", _edit(host=["a"])),
+    "proc_start not digits": ("status.json", _edit(proc_start="x; rm")),
+    "status unknown": ("status.json", _edit(status="pwned")),
+    "status not a dict": ("status.json", lambda p: _write(p, "[]")),
+    "reason not text": ("status.json", _edit(reason={"a": 1})),
+    "final_val_acc NaN": (
+        "status.json",
+        lambda p: _write(p, '{"status": "finished", "final_val_acc": NaN}'),
+    ),
+    "config deeply nested": ("config.json", lambda p: _write(p, "[" * 100_000)),
+    "history deeply nested": ("history.json", lambda p: _write(p, "[" * 100_000)),
+    "config too large": ("config.json", lambda p: _write(p, '{"x": "' + "a" * 100_000 + '"}')),
+    "status huge int": ("status.json", lambda p: _write(p, '{"pid": ' + "9" * 5000 + "}")),
+    "config a folder": ("config.json", lambda p: (p.unlink(), p.mkdir())),
+    "history accuracy NaN": (
+        "history.json",
+        lambda p: _write(
+            p, json.dumps([{**row, "val_acc": float("nan")} for row in json.loads(p.read_text())])
+        ),
+    ),
+    "history epoch repeated": (
+        "history.json",
+        lambda p: _write(p, json.dumps(json.loads(p.read_text()) * 2)),
+    ),
 }
 
 
@@ -180,6 +221,7 @@ def test_broken_run_folder_is_skipped_with_a_warning_and_the_rest_work(
     assert [r.id for r in found] == [earlier]
     assert len(warnings) == 1 and broken in warnings[0] and name in warnings[0]
     assert active_run(runs_dir).id == earlier  # the marked one is broken: fall back
+    assert [r.label() for r in found]  # the sidebar's text: no exception
     found[0].load_model()
     assert cli.main(["runs", "--runs-dir", str(runs_dir)]) == 0
     out = capsys.readouterr()
