@@ -1,4 +1,4 @@
-"""Command line: ``python -m fmnist_core train|runs|evaluate`` on the same core as the app.
+"""Command line: ``python -m fmnist_core train|runs|evaluate|export`` on the same core as the app.
 
 Usage::
 
@@ -6,25 +6,35 @@ Usage::
     python -m fmnist_core runs
     python -m fmnist_core evaluate RUN_ID [--epoch N]
     python -m fmnist_core export RUN_ID DEST [--epoch N]
+
+No command ends in a traceback: errors are one line on stderr, with the exit status in
+``EXIT_STATUS`` (also shown by ``--help``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import signal
+import errno
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from fmnist_core import config as C
 from fmnist_core.atomic import atomic_write_bytes, atomic_write_json
-from fmnist_core.data import DataError
+from fmnist_core.cli_train import discard, run_training
 from fmnist_core.evaluate import accuracy, confusion_matrix, per_class_metrics
-from fmnist_core.runs import RunError, find_run, scan_runs, set_active, start_run
-from fmnist_core.train import BatchProgress, EpochEnd, RunEnd
+from fmnist_core.runs import Run, RunError, find_run, scan_runs
+
+EXIT_STATUS = """exit status:
+  0    done; for train: the run finished, or was stopped with Ctrl-C (its epochs are kept).
+       A finished run that could not be made the active model (active.json not written)
+       still exits 0: the run is saved; a warning goes to stderr and into the JSON summary.
+  1    an error (one line on stderr), or the run failed
+  2    bad arguments (with the allowed values)
+  130  Ctrl-C before training started: nothing is saved, no run folder is left
+  141  the output was closed (e.g. `| head -1`): a training still going stops, and its run is
+       saved as "stopped" with reason "output closed"
+"""
 
 # flag -> (config field, type)
 TRAIN_FLAGS: dict[str, tuple[str, type]] = {
@@ -50,12 +60,36 @@ def _help(name: str) -> str:
     return C.describe_range(name).replace("%", "%%")
 
 
+def _folder(text: str) -> str:
+    """``--runs-dir ""`` is a mistake (an unset variable?), not a request for the default."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a folder (leave the flag out for the default)")
+    return text
+
+
+def _epoch(text: str) -> int:
+    """Epochs count from 1 for ``evaluate`` and ``export`` alike (0 is refused by both)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid epoch {text!r}: give a number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"epochs are numbered from 1, got {value}")
+    return value
+
+
+def _subparser(sub: Any, name: str, text: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=text, description=text, epilog=EXIT_STATUS,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m fmnist_core", description="Train and inspect Fashion-MNIST CNNs."
-    )
+        prog="python -m fmnist_core", description="Train and inspect Fashion-MNIST CNNs.",
+        epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
-    tr = sub.add_parser("train", help="train a model and save it as a run")
+    tr = _subparser(sub, "train", "train a model and save it as a run")
     tr.add_argument(
         "--preset",
         default="seed",
@@ -69,20 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
     for name, explanation in C.SWITCHES.items():  # --augment/--no-augment, --amp/--no-amp
         tr.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None,
                         help=explanation)  # fmt: skip
-    tr.add_argument("--data-dir", help="folder holding Fashion-MNIST (else searched)")
-    tr.add_argument("--runs-dir", help="where runs are saved (default: runs/ or FMNIST_RUNS_DIR)")
+    tr.add_argument("--data-dir", type=_folder, help="folder holding Fashion-MNIST (else searched)")
+    tr.add_argument("--runs-dir", type=_folder,
+                    help="where runs are saved (default: runs/ or FMNIST_RUNS_DIR)")  # fmt: skip
     tr.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
-    ls = sub.add_parser("runs", help="list saved runs")
-    ls.add_argument("--runs-dir")
-    ev = sub.add_parser("evaluate", help="accuracy and per-class table of a saved run")
+    ls = _subparser(sub, "runs", "list saved runs")
+    ls.add_argument("--runs-dir", type=_folder)
+    ev = _subparser(sub, "evaluate", "accuracy and per-class table of a saved run")
+    ex = _subparser(sub, "export", "copy one epoch of a run into a small run folder")
     ev.add_argument("run_id")
-    ev.add_argument("--epoch", type=int, help="epoch to evaluate (default: the last)")
-    ev.add_argument("--runs-dir")
-    ex = sub.add_parser("export", help="copy one epoch of a run into a small run folder")
     ex.add_argument("run_id")
-    ex.add_argument("dest", help="new folder, e.g. assets/default_model (must not hold a run)")
-    ex.add_argument("--epoch", type=int, help="epoch to export (default: the last)")
-    ex.add_argument("--runs-dir")
+    ex.add_argument("dest", type=_folder,
+                    help="new folder, e.g. assets/default_model (must not hold a run)")  # fmt: skip
+    for p, what in ((ev, "evaluate"), (ex, "export")):
+        p.add_argument("--epoch", type=_epoch, help=f"epoch to {what}, from 1 (default: the last)")
+        p.add_argument("--runs-dir", type=_folder)
     return parser
 
 
@@ -93,68 +128,18 @@ def config_from_args(args: argparse.Namespace) -> C.TrainConfig:
     return base.replace(name=base.name if not changes else f"{base.name}+", **changes)
 
 
-def _round(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def _bar(event: BatchProgress) -> str:
-    done = event.batch / event.batches
-    fill = int(30 * done)
-    return (
-        f"\repoch {event.epoch} [{'#' * fill}{'.' * (30 - fill)}] {event.batch}/{event.batches} "
-        f"loss {event.loss:.3f}  {event.images_per_s:,.0f} img/s  ETA {event.eta_s:4.0f}s "
-    )
-
-
-def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    try:
-        cfg = config_from_args(args)
-    except C.ConfigError as exc:
-        parser.error(str(exc))
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: stop cleanly, keep epochs
-    try:
-        rec, events = start_run(cfg, args.runs_dir, stop, args.data_dir)
-    except (DataError, RunError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if not args.json:
-        print(f"run {rec.run_id}: {json.dumps(cfg.to_dict())}")
-    last_draw = 0.0
-    for event in events:
-        if isinstance(event, BatchProgress) and not args.json:
-            if time.monotonic() - last_draw > 0.1 or event.batch == event.batches:
-                sys.stderr.write(_bar(event))
-                sys.stderr.flush()
-                last_draw = time.monotonic()
-        elif isinstance(event, EpochEnd):
-            row = {"epoch": event.epoch, "cost": round(event.cost, 4),
-                   "train_loss": round(event.train_loss, 5), "val_loss": round(event.val_loss, 5),
-                   "val_acc": round(event.val_acc, 5),
-                   "elapsed_s": round(event.elapsed_s, 3)}  # fmt: skip
-            if args.json:
-                print(json.dumps(row), flush=True)
-            else:
-                sys.stderr.write("\r" + " " * 90 + "\r")
-                print(f"epoch {event.epoch}/{event.epochs}  cost {event.cost:8.2f}  "
-                      f"val loss {event.val_loss:.4f}  val acc {event.val_acc:.2%}  "
-                      f"({event.seconds:.1f}s)", flush=True)  # fmt: skip
-        elif isinstance(event, RunEnd):
-            if event.status == "finished":
-                set_active(rec.run_id, args.runs_dir)
-            summary = {"run_id": rec.run_id, "status": event.status,
-                       "final_val_acc": _round(event.final_val_acc, 5),
-                       "train_s": round(event.train_s, 3)}  # fmt: skip
-            if event.reason:
-                summary["reason"] = event.reason
-            if args.json:
-                print(json.dumps(summary), flush=True)
-            else:
-                acc = f"{event.final_val_acc:.2%}" if event.final_val_acc is not None else "-"
-                print(f"{event.status}: run {rec.run_id}, val acc {acc}, {event.train_s:.1f}s"
-                      + (f" - {event.reason}" if event.reason else ""))  # fmt: skip
-            return 0 if event.status in ("finished", "stopped") else 1
+def _error(message: object) -> int:
+    print(f"error: {message}", file=sys.stderr)
     return 1
+
+
+def _describe(exc: OSError) -> str:
+    """One readable line for an OSError, a very long path shortened to its two ends."""
+    name = str(exc.filename or "")
+    if len(name) > 120:
+        name = f"{name[:60]}...{name[-40:]} ({len(name):,} characters)"
+    hint = "; use a shorter name or folder" if exc.errno == errno.ENAMETOOLONG else ""
+    return f"{exc.strerror or exc}: {name}{hint}" if name else f"{exc.strerror or exc}{hint}"
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -171,15 +156,24 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pick_epoch(run: Run, epoch: int | None) -> int:
+    """``epoch`` (default: the last) if the run has it; the same rule for evaluate and export."""
+    if not run.epochs:
+        raise RunError(f"run {run.id} has no completed epoch")
+    epoch = run.epochs[-1] if epoch is None else epoch
+    if epoch not in run.epochs:
+        raise RunError(f"run {run.id} has no epoch {epoch}; it has {run.epochs}")
+    return epoch
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         run = find_run(args.run_id, args.runs_dir)
-        probs, labels = run.probs(args.epoch), run.labels()
+        epoch = _pick_epoch(run, args.epoch)
+        probs, labels = run.probs(epoch), run.labels()
     except RunError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _error(exc)
     cm = confusion_matrix(labels, probs.argmax(1))
-    epoch = args.epoch or run.epochs[-1]
     print(f"run {run.id}, epoch {epoch}: accuracy {accuracy(cm):.2%} on {int(cm.sum()):,} images")
     print(f"{'class':<12} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>8}")
     for row in per_class_metrics(cm):
@@ -188,14 +182,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exported_status(run: Run) -> dict[str, str]:
+    """The source's status and reason: an export never turns a failed, stopped or
+    interrupted run into a finished one."""
+    status = run.status
+    if status == "running":
+        raise RunError(f"run {run.id} is still training; export it once it has ended")
+    reason = str(run.info.get("reason") or "")
+    if status == "interrupted" and not reason:
+        reason = "its training process ended before the run finished"
+    return {"status": status, "reason": reason}
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """A run folder with only ``epoch`` (weights, test predictions, its history row)."""
     dest = Path(args.dest)
     try:
         run = find_run(args.run_id, args.runs_dir)
-        epoch = args.epoch or (run.epochs or [0])[-1]
-        if epoch not in run.epochs:
-            raise RunError(f"run {run.id} has no epoch {epoch}; it has {run.epochs}")
+        epoch = _pick_epoch(run, args.epoch)
+        status = _exported_status(run)
         if dest.exists() and any(dest.iterdir()):
             raise RunError(f"{dest} is not empty; export into a new folder")
         dest.mkdir(parents=True, exist_ok=True)
@@ -206,20 +211,28 @@ def cmd_export(args: argparse.Namespace) -> int:
         atomic_write_json(dest / "config.json", run.config.to_dict())
         atomic_write_json(dest / "history.json", [row])
         atomic_write_json(dest / "status.json", {
-            "status": "finished", "reason": "", "exported_from": run.id, "epoch": epoch,
+            **status, "exported_from": run.id, "epoch": epoch,
             "final_val_acc": row["val_acc"], "train_s": row["elapsed_s"],
             "data_source": run.info.get("data_source"), "parameters": run.info.get("parameters"),
         })  # fmt: skip
-    except (RunError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"exported run {run.id}, epoch {epoch} (val acc {row['val_acc']:.2%}) to {dest}")
+    except RunError as exc:
+        return _error(exc)
+    except OSError as exc:
+        return _error(_describe(exc))
+    print(f"exported run {run.id}, epoch {epoch} (val acc {row['val_acc']:.2%}, "
+          f"{status['status']}) to {dest}")  # fmt: skip
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        cfg = config_from_args(args)
+    except C.ConfigError as exc:
+        parser.error(str(exc))
+    return run_training(cfg, args.data_dir, args.runs_dir, args.json, parser.error)
+
+
+def _run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.command == "train":
         return cmd_train(args, parser)
     if args.command == "runs":
@@ -227,3 +240,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export":
         return cmd_export(args)
     return cmd_evaluate(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = _run_command(args, parser)
+        sys.stdout.flush()  # a closed pipe shows up here, not as "Exception ignored" at exit
+        return code
+    except KeyboardInterrupt:  # only before a training starts (it then has its own handler)
+        print("interrupted by Ctrl-C; nothing was saved", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `runs | head -1`: the reader has what it wanted
+        discard(sys.stdout)
+        return 141
+    except OSError as exc:  # e.g. a --runs-dir too long for the file system
+        return _error(_describe(exc))

@@ -13,6 +13,7 @@ Where the data comes from, in order (the first that has it wins):
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import zlib
 from dataclasses import dataclass
@@ -104,8 +105,31 @@ def _find_in(root: Path) -> Path | None:
         if _has_files(candidate):
             return candidate
         if all((candidate / f"{name}.gz").is_file() for name in FILES.values()):
-            return _unpack(candidate, raw_dir(root))
+            return _unpack(candidate, _unpack_destination(raw_dir(root), candidate))
     return None
+
+
+def _unpack_destination(preferred: Path, src: Path) -> Path:
+    """Where to gunzip ``src``'s .gz files: ``preferred`` if it can be written, else a folder
+    of the user's cache, one per source (a read-only share, a system path, a read-only repo)."""
+    try:
+        preferred.mkdir(parents=True, exist_ok=True)
+        if os.access(preferred, os.W_OK):  # False on a read-only file system, even for root
+            return preferred
+    except OSError:
+        pass
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fmnist"
+    fallback = raw_dir(cache / hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:16])
+    try:
+        fallback.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(
+            f"cannot unpack the .gz files of {src}: neither {preferred} nor {fallback} can be "
+            f"written ({exc.strerror or exc}). gunzip them into a writable folder and pass "
+            "--data-dir DIR (or set FMNIST_DATA_DIR=DIR), or set XDG_CACHE_HOME to a writable "
+            "folder"
+        ) from exc
+    return fallback
 
 
 def _unpack(src: Path, dest: Path) -> Path:
@@ -184,7 +208,8 @@ def locate(data_dir: str | Path | None = None) -> tuple[Path, str]:
 def _unpack_system() -> Path:
     if _has_files(SYSTEM_DATA_DIR):
         return SYSTEM_DATA_DIR
-    return _unpack(SYSTEM_DATA_DIR, raw_dir(PROJECT_DATA_DIR))
+    dest = _unpack_destination(raw_dir(PROJECT_DATA_DIR), SYSTEM_DATA_DIR)
+    return _unpack(SYSTEM_DATA_DIR, dest)
 
 
 def read_idx(path: Path, *, images: bool, max_count: int = MAX_IMAGES["train"]) -> np.ndarray:

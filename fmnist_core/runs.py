@@ -244,7 +244,11 @@ def list_runs(directory: str | Path | None = None) -> list[Run]:
 def find_run(run_id: str, directory: str | Path | None = None) -> Run:
     root = runs_dir(directory)
     path = root / run_id
-    if "/" in run_id or run_id.startswith(".") or not path.is_dir():
+    try:
+        found = path.is_dir()
+    except (OSError, ValueError):  # a name too long for the file system, or a NUL byte
+        found = False
+    if "/" in run_id or run_id.startswith(".") or not found:
         raise RunError(f"no run {run_id!r} in {root}")
     return load_run(path)
 

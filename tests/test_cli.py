@@ -87,3 +87,11 @@ def test_missing_data_is_one_clear_message(tmp_path, runs_dir):
 def test_help_everywhere():
     for args in ([], ["train"], ["runs"], ["evaluate"]):
         assert "usage" in run_cli(*args, "--help").stdout
+
+
+def test_help_documents_the_exit_statuses(capsys):
+    for args in ([], ["train"], ["export"]):
+        with pytest.raises(SystemExit):
+            cli.main([*args, "--help"])
+        text = capsys.readouterr().out
+        assert "exit status:" in text and "130" in text and "141" in text
