@@ -23,7 +23,7 @@ from fmnist_core import config as C
 from fmnist_core.atomic import atomic_write_bytes, atomic_write_json
 from fmnist_core.cli_train import discard, run_training
 from fmnist_core.evaluate import accuracy, confusion_matrix, per_class_metrics
-from fmnist_core.runs import Run, RunError, find_run, scan_runs
+from fmnist_core.runs import Run, RunError, find_run, runs_dir, scan_runs
 
 EXIT_STATUS = """exit status:
   0    done; for train: the run finished, or was stopped with Ctrl-C (its epochs are kept).
@@ -143,6 +143,12 @@ def _describe(exc: OSError) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    try:  # a folder that exists but cannot be read is an error here (pages only warn)
+        runs_dir(args.runs_dir).stat()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        return _error(f"cannot read the runs folder: {_describe(exc)}")
     runs, warnings = scan_runs(args.runs_dir)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -23,7 +23,8 @@ from fmnist_core.data import MAX_IMAGES, NUM_CLASSES
 from fmnist_core.safeio import FileRefused, torch_load
 from fmnist_core.safeio import read_json as _read_json_capped
 
-STATUSES = ("running", "finished", "stopped", "failed")  # "interrupted" is derived, not saved
+# "interrupted" is usually derived (a "running" run whose process is gone); `export` saves it.
+STATUSES = ("running", "finished", "stopped", "failed", "interrupted")
 HISTORY_KEYS = ("epoch", "cost", "train_loss", "val_loss", "val_acc", "seconds", "elapsed_s")
 JSON_LIMIT = 64 * 1024  # config.json, status.json, active.json: a few hundred bytes each
 HISTORY_LIMIT = 1024 * 1024  # at most 30 rows of ~250 bytes
