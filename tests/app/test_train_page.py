@@ -16,6 +16,7 @@ import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
+from fmnist_app.common import plain
 from fmnist_app.jobs import JobError, JobManager
 from fmnist_core import runs
 from fmnist_core.config import PRESET_NOTES, PRESETS
@@ -176,7 +177,8 @@ def test_train_runs_to_completion_saves_the_run_and_makes_it_active(jobs, runs_d
     saved = runs.find_run(run_id, runs_dir)
     assert saved.status == "finished" and saved.epochs == [1, 2]
     assert runs.active_run(runs_dir).id == run_id
-    assert run_id in texts(at.run(), "caption")  # the sidebar's active model
+    # The sidebar's active model, as Markdown-escaped plain text ("seed+" is "seed\+").
+    assert plain(run_id) in texts(at.run(), "caption")
     assert not at.button(key="train").disabled
 
 
