@@ -202,16 +202,17 @@ def load_run(path: str | Path) -> Run:
     except (ConfigError, TypeError, AttributeError) as exc:  # AttributeError: not a dict
         raise RunError(f"{path / 'config.json'} is invalid: {exc}") from exc
     info = check_info(path / "status.json", read_json(path / "status.json"))
-    if os.path.lexists(path / EVENTS_FILE):
-        state = Replay(path, losses=False).read()
-        if state.problem:
-            raise RunError(state.problem)
-        history = check_history(path / EVENTS_FILE, list(state.rows), config.epochs)
-        run = Run(path, config, _with_log(info, state), history, state.name, state.notes)
+    has_log = os.path.lexists(path / EVENTS_FILE)
+    state = Replay(path, losses=False).read() if has_log else RunState()
+    if state.problem:
+        raise RunError(state.problem)
+    if state.started is None and (not has_log or os.path.lexists(path / "history.json")):
+        history_path = path / "history.json"  # a run older than the log (maybe renamed since)
+        history = check_history(history_path, read_json(history_path, HISTORY_LIMIT), config.epochs)
     else:
-        history_path = path / "history.json"
-        history = read_json(history_path, HISTORY_LIMIT)
-        run = Run(path, config, info, check_history(history_path, history, config.epochs))
+        history = check_history(path / EVENTS_FILE, list(state.rows), config.epochs)
+        info = _with_log(info, state)
+    run = Run(path, config, info, history, state.name, state.notes)
     for epoch in run.epochs:
         for name in (f"epoch_{epoch:03d}.pt", f"probs_{epoch:03d}.pt"):
             if not (path / name).is_file():
