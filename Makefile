@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test lint bench setup data
+.PHONY: run test lint bench bench-listing setup data
 
 run: $(VENV)/.stamp-app data
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
@@ -19,6 +19,9 @@ lint: $(VENV)/.stamp-dev
 
 bench: $(VENV)/.stamp-app data
 	$(BIN)/python benchmarks/train_bench.py
+
+bench-listing: $(VENV)/.stamp-app
+	$(BIN)/python benchmarks/listing_bench.py
 
 setup: $(VENV)/.stamp-dev data
 

@@ -5,9 +5,12 @@
     snap = jobs.snapshot()               # a copy of the state, safe to display in any session
     jobs.stop()                          # the core honours it before the next batch
 
-The thread consumes ``fmnist_core.runs.start_run`` events and never calls Streamlit (see
-NOTES: a plain thread's ``st.*`` calls go nowhere). Pages poll ``snapshot()``. A finished run
-becomes the active model; stopped and failed runs never do.
+The thread consumes ``fmnist_core.session.start_run`` events (which record the run) and never
+calls Streamlit (a plain thread's ``st.*`` calls go nowhere: it has no script context). Pages
+poll ``snapshot()``, which replays the run's record (an incremental reader of its
+events.jsonl, the same state every page and process derives): the job itself only knows
+whether it is starting, going or over. A finished run becomes the active model; stopped and
+failed runs never do.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import streamlit as st
@@ -24,13 +27,22 @@ from streamlit import config as st_config
 
 from fmnist_core.config import TrainConfig
 from fmnist_core.data import DataError
+from fmnist_core.events import Event, RunEnd
 from fmnist_core.gate import Gate
-from fmnist_core.runs import RunError, set_active, start_run
-from fmnist_core.train import BatchProgress, EpochEnd, Event, RunEnd, Started
+from fmnist_core.record import MAX_LOSS_POINTS, LossTrace, Replay
+from fmnist_core.runs import RunError, set_active
+from fmnist_core.session import start_run
 
+__all__ = [
+    "MAX_LOSS_POINTS",
+    "JobError",
+    "JobManager",
+    "JobSnapshot",
+    "LossTrace",
+    "job_caption",
+    "job_manager",
+]
 log = logging.getLogger(__name__)
-MAX_LOSS_POINTS = 400  # the batch-loss trace never holds more points than this
-HISTORY_COLUMNS = ("epoch", "cost", "train_loss", "val_loss", "val_acc", "seconds")
 ACTIVE = ("starting", "running")  # statuses of a job that is still going
 
 
@@ -54,7 +66,7 @@ class JobSnapshot:
     images_per_s: float = 0.0
     eta_s: float = 0.0
     elapsed_s: float = 0.0
-    history: tuple[dict[str, float], ...] = ()  # one row per finished epoch (HISTORY_COLUMNS)
+    history: tuple[dict[str, float], ...] = ()  # one events.epoch_row per finished epoch
     losses: tuple[tuple[float, float], ...] = ()  # (fractional epoch, batch loss), downsampled
     final_val_acc: float | None = None
     train_s: float | None = None
@@ -75,35 +87,6 @@ class JobSnapshot:
         return min(1.0, done / (self.config.epochs * self.batches))
 
 
-@dataclass
-class LossTrace:
-    """Batch losses averaged in buckets of ``stride`` batches; the stride doubles when full.
-
-    Keeps at most ``limit`` points however long the run, evenly spread over it.
-    """
-
-    limit: int = MAX_LOSS_POINTS
-    stride: int = 1
-    points: list[tuple[float, float]] = field(default_factory=list)
-    _sum: float = 0.0
-    _count: int = 0
-
-    def __post_init__(self) -> None:
-        self.limit = max(2, self.limit - self.limit % 2)  # even: merging pairs loses nothing
-
-    def add(self, x: float, loss: float) -> None:
-        self._sum += loss
-        self._count += 1
-        if self._count < self.stride:
-            return
-        self.points.append((x, self._sum / self._count))
-        self._sum, self._count = 0.0, 0
-        if len(self.points) >= self.limit:  # merge neighbours: half the points, twice the stride
-            pairs = zip(self.points[::2], self.points[1::2], strict=False)
-            self.points = [(b[0], (a[1] + b[1]) / 2) for a, b in pairs]
-            self.stride *= 2
-
-
 Starter = Callable[..., tuple[object, Iterator[Event]]]
 
 
@@ -120,14 +103,26 @@ class JobManager:
         self._starter = starter
         self._gate = gate  # tests only: holds a run where a test asks (fmnist_core.gate)
         self._lock = threading.Lock()
-        self._state = JobSnapshot()
-        self._trace = LossTrace()
+        self._state = JobSnapshot()  # the job's own fields; the run's come from its record
+        self._replay: Replay | None = None  # reads the run's events.jsonl incrementally
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def snapshot(self) -> JobSnapshot:
         with self._lock:
-            return replace(self._state, losses=tuple(self._trace.points))
+            job, replay = self._state, self._replay
+        if replay is None:  # starting, or a starter that records nowhere (tests)
+            return job
+        run = replay.read()
+        status = job.status
+        if status in ACTIVE:  # the job says whether it is over (after activation), the log how far
+            status = "running" if run.started is not None else "starting"
+        return replace(
+            job, status=status, device=run.device, n_train=run.n_train, epoch=run.epoch,
+            batch=run.batch, batches=run.batches, images_per_s=run.images_per_s,
+            eta_s=run.eta_s, elapsed_s=run.elapsed_s, history=run.rows, losses=run.losses,
+            final_val_acc=run.final_val_acc, train_s=run.train_s, reason=job.reason or run.reason,
+        )  # fmt: skip
 
     def start(self, cfg: TrainConfig) -> str:
         """Start training ``cfg`` in the background; returns the run id.
@@ -140,11 +135,13 @@ class JobManager:
                 raise JobError(self._busy_message())
             previous = self._state
             self._state = JobSnapshot(status="starting", config=cfg, started=time.time())
-            self._trace = LossTrace()
+            self._replay = None
             self._stop = threading.Event()
         try:
             rec, events = self._starter(cfg, self._runs_dir, self._stop)
             if self._gate:
+                if hasattr(rec, "batch_interval_s"):  # a held run shows the batch it is held at
+                    rec.batch_interval_s = 0
                 events = self._gate.wrap(events, self._stop)
         except Exception as exc:  # noqa: BLE001 - e.g. out of memory: never stay "starting"
             if not isinstance(exc, DataError | RunError):
@@ -154,6 +151,8 @@ class JobManager:
             raise JobError(f"Cannot start training: {exc}") from None
         with self._lock:
             self._state = replace(self._state, run_id=rec.run_id)
+            path = getattr(rec, "path", None)
+            self._replay = Replay(path) if path is not None else None
             self._thread = threading.Thread(
                 target=self._consume, args=(rec.run_id, events), name="fmnist-train", daemon=True
             )
@@ -185,21 +184,21 @@ class JobManager:
         )
 
     def _consume(self, run_id: str, events: Iterator[Event]) -> None:
+        end: RunEnd | None = None
         try:
             for event in events:
-                if isinstance(event, RunEnd) and event.status == "finished":
-                    self._activate(run_id)
-                with self._lock:
-                    self._apply(event)
+                if isinstance(event, RunEnd):
+                    end = event
+                    if event.status == "finished":
+                        self._activate(run_id)
         except Exception as exc:  # noqa: BLE001 - shown as a failed run, logged in full
             log.exception("training thread crashed")
-            with self._lock:
-                self._state = replace(
-                    self._state, status="failed", reason=f"training crashed: {exc}"
-                )
-        with self._lock:  # a generator that ended without RunEnd still ends the job
-            if self._state.running:
-                self._state = replace(self._state, status="failed", reason="training ended early")
+            end = RunEnd("failed", f"training crashed: {exc}", 0, None, 0.0)
+        if end is None:  # a generator that ended without RunEnd still ends the job
+            end = RunEnd("failed", "training ended early", 0, None, 0.0)
+        with self._lock:  # the same status as the record's; reason: only the job's own failure
+            reason = "" if end.status in ("finished", "stopped") else end.reason
+            self._state = replace(self._state, status=end.status, reason=reason, stopping=False)
 
     def _activate(self, run_id: str) -> None:
         try:
@@ -209,26 +208,6 @@ class JobManager:
             return
         with self._lock:
             self._state = replace(self._state, active=True)
-
-    def _apply(self, event: Event) -> None:
-        s = self._state
-        if isinstance(event, Started):
-            self._state = replace(s, status="running", device=event.device, n_train=event.n_train,
-                                  batches=event.batches_per_epoch)  # fmt: skip
-        elif isinstance(event, BatchProgress):
-            self._trace.add(event.epoch - 1 + event.batch / event.batches, event.loss)
-            self._state = replace(
-                s, epoch=event.epoch, batch=event.batch, batches=event.batches,
-                images_per_s=event.images_per_s, eta_s=event.eta_s, elapsed_s=event.elapsed_s,
-            )  # fmt: skip
-        elif isinstance(event, EpochEnd):
-            row = {k: float(getattr(event, k)) for k in HISTORY_COLUMNS}
-            row["epoch"] = event.epoch
-            self._state = replace(s, history=(*s.history, row), elapsed_s=event.elapsed_s)
-        elif isinstance(event, RunEnd):
-            self._state = replace(s, status=event.status, reason=event.reason,
-                                  final_val_acc=event.final_val_acc, train_s=event.train_s,
-                                  stopping=False)  # fmt: skip
 
 
 @st.cache_resource

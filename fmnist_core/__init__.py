@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from fmnist_core.config import PRESETS, ConfigError, TrainConfig, preset
     from fmnist_core.data import CLASSES, DataError, load_dataset, load_tensors
     from fmnist_core.model import build_model
-    from fmnist_core.runs import Run, RunError, active_run, list_runs, load_run, start_run
+    from fmnist_core.runs import Run, RunError, active_run, list_runs, load_run
+    from fmnist_core.session import start_run
     from fmnist_core.train import BatchProgress, EpochEnd, RunEnd, Started, train
 
 __all__ = [
@@ -46,7 +47,8 @@ _MODULES = {
     "config": ("PRESETS", "ConfigError", "TrainConfig", "preset"),
     "data": ("CLASSES", "DataError", "load_dataset", "load_tensors"),
     "model": ("build_model",),
-    "runs": ("Run", "RunError", "active_run", "list_runs", "load_run", "start_run"),
+    "runs": ("Run", "RunError", "active_run", "list_runs", "load_run"),
+    "session": ("start_run",),
     "train": ("BatchProgress", "EpochEnd", "RunEnd", "Started", "train"),
 }
 _MODULE_OF = {name: module for module, names in _MODULES.items() for name in names}

@@ -22,16 +22,14 @@ from typing import Any, NoReturn, TextIO
 
 from fmnist_core.config import TrainConfig
 from fmnist_core.data import DataError, Tensors, load_tensors
-from fmnist_core.runs import ACTIVE_FILE, RunError, RunRecorder, set_active
-from fmnist_core.train import BatchProgress, EpochEnd, Event, RunEnd, train
+from fmnist_core.events import BatchProgress, EpochEnd, Event, RunEnd, epoch_row
+from fmnist_core.record import RunRecorder
+from fmnist_core.runs import ACTIVE_FILE, RunError, set_active
+from fmnist_core.train import train
 
 USER_STOP = "stopped by the user"
 OUTPUT_CLOSED = "output closed"
 CLEAR_LINE = "\r" + " " * 90 + "\r"  # wipes the progress bar off the terminal's line
-
-
-def _round(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 def _bar(event: BatchProgress) -> str:
@@ -150,12 +148,8 @@ def _train_run(
 
 
 def _show_epoch(event: EpochEnd, out: _Output, as_json: bool) -> None:
-    if as_json:
-        row = {"epoch": event.epoch, "cost": round(event.cost, 4),
-               "train_loss": round(event.train_loss, 5), "val_loss": round(event.val_loss, 5),
-               "val_acc": round(event.val_acc, 5),
-               "elapsed_s": round(event.elapsed_s, 3)}  # fmt: skip
-        out.write(json.dumps(row) + "\n")
+    if as_json:  # the same row as the run's record and the app's table
+        out.write(json.dumps(epoch_row(event)) + "\n")
         return
     out.write(CLEAR_LINE, sys.stderr)
     out.write(f"epoch {event.epoch}/{event.epochs}  cost {event.cost:8.2f}  "
@@ -168,7 +162,7 @@ def _finish(
 ) -> int:
     """Mark a finished run active, print the summary; returns the exit status."""
     summary: dict[str, Any] = {"run_id": rec.run_id, "status": event.status,
-                               "final_val_acc": _round(event.final_val_acc, 5),
+                               "final_val_acc": event.final_val_acc,
                                "train_s": round(event.train_s, 3)}  # fmt: skip
     if event.reason:
         summary["reason"] = event.reason

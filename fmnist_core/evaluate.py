@@ -9,10 +9,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fmnist_core.data import CLASSES, NUM_CLASSES
-from fmnist_core.train import evaluate_tensors
+
+EVAL_BATCH = 2000
+
+
+def autocast(device: torch.device, enabled: bool) -> torch.autocast:
+    """bf16 mixed precision on ``device`` when ``enabled`` (no GradScaler needed for bf16)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+@torch.inference_mode()
+def evaluate_tensors(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, amp: bool = False
+) -> tuple:
+    """(mean loss, accuracy, probabilities (N, 10) on the CPU) in large batches."""
+    was_training = model.training
+    model.eval()
+    losses, probs = 0.0, []
+    for start in range(0, len(x), EVAL_BATCH):
+        with autocast(x.device, amp):
+            logits = model(x[start : start + EVAL_BATCH]).float()
+        losses += F.cross_entropy(logits, y[start : start + EVAL_BATCH], reduction="sum").item()
+        probs.append(logits.softmax(1).cpu())
+    model.train(was_training)
+    p = torch.cat(probs)
+    acc = (p.argmax(1) == y.cpu()).float().mean().item()
+    return losses / len(x), acc, p
 
 
 def predict_probs(model: nn.Module, images: torch.Tensor) -> torch.Tensor:

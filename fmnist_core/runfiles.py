@@ -12,6 +12,7 @@ runs.py turns that into "skipped with a warning" for a listing, or a message for
 from __future__ import annotations
 
 import math
+import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,14 @@ import torch
 from torch import nn
 
 from fmnist_core.data import MAX_IMAGES, NUM_CLASSES
+from fmnist_core.events import EPOCH_ROW_KEYS
 from fmnist_core.safeio import FileRefused, torch_load
 from fmnist_core.safeio import read_json as _read_json_capped
 
+PROJECT_RUNS_DIR = Path(__file__).resolve().parent.parent / "runs"
 # "interrupted" is usually derived (a "running" run whose process is gone); `export` saves it.
 STATUSES = ("running", "finished", "stopped", "failed", "interrupted")
-HISTORY_KEYS = ("epoch", "cost", "train_loss", "val_loss", "val_acc", "seconds", "elapsed_s")
+HISTORY_KEYS = EPOCH_ROW_KEYS  # history.json (runs written before events.jsonl) holds epoch rows
 JSON_LIMIT = 64 * 1024  # config.json, status.json, active.json: a few hundred bytes each
 HISTORY_LIMIT = 1024 * 1024  # at most 30 rows of ~250 bytes
 PID_MAX = 2**31 - 1  # pid_t is a C int: larger numbers are no process (os.kill overflows)
@@ -37,6 +40,19 @@ NUMBERS = ("started", "ended", "train_s", "final_val_acc")  # optional status.js
 
 class RunError(RuntimeError):
     """A run cannot be read or written; the message names the run and the file."""
+
+
+def runs_dir(path: str | Path | None = None) -> Path:
+    """The runs directory: the argument, else ``FMNIST_RUNS_DIR``, else ``./runs``."""
+    return Path(path or os.environ.get("FMNIST_RUNS_DIR") or PROJECT_RUNS_DIR).expanduser()
+
+
+def process_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (guards against PID reuse), None if unknown."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def _short(value: Any) -> str:
@@ -104,7 +120,8 @@ def check_info(path: Path, info: Any) -> dict[str, Any]:
 
 
 def check_history(path: Path, history: Any, max_epochs: int) -> list[dict[str, float]]:
-    """history.json: rows of finite numbers, epochs 1..max_epochs strictly increasing."""
+    """Epoch rows (history.json, or replayed from events.jsonl): finite numbers, epochs
+    1..max_epochs strictly increasing."""
     if not isinstance(history, list) or len(history) > max_epochs:
         raise RunError(f"{path} is not a list of at most {max_epochs} epochs")
     last = 0

@@ -1,14 +1,15 @@
-"""Runs on disk: every training is a folder that rebuilds its model without recomputing.
+"""Runs on disk (storage only: starting a training is session.py's job).
 
-    rec = RunRecorder.create(cfg)                 # runs/<id>/ with status "running"
-    for event in rec.record(train(cfg)): ...      # saves history, weights, predictions
-    runs = list_runs()                            # newest first, broken folders skipped
+    runs = list_runs()                            # newest first, broken folders skipped (cached)
     model = runs[0].load_model(epoch=3)           # weights_only=True, always
 
-Layout of ``runs/<id>/``: ``config.json``, ``status.json``, ``history.json`` (one row per
-epoch), ``labels.pt`` (test labels), ``epoch_NNN.pt`` (weights) and ``probs_NNN.pt``
-(test-set probabilities, float16) per epoch, ``model.pt`` (the final weights). Every write
-is atomic. Every file is read with a size cap and checked (runfiles.py): a folder with an
+Layout of ``runs/<id>/`` (record.py writes it): ``config.json``, ``status.json`` (pid, host:
+liveness), ``events.jsonl`` (the log every state is replayed from: epoch rows, losses, name,
+notes), ``labels.pt`` (test labels), ``epoch_NNN.pt`` (weights) and ``probs_NNN.pt``
+(test-set probabilities, float16) per epoch, ``model.pt`` (the final weights). Runs written
+before the log have ``history.json`` (one row per epoch) instead. Every file is written
+atomically but the log, which is appended to line by line.
+Every file is read with a size cap and checked (runfiles.py): a folder with an
 unreadable or nonsensical file is skipped with a warning, the others keep working.
 
 A run still "running" whose process is gone is reported as "interrupted". A run recorded on
@@ -21,13 +22,13 @@ else only once they are ``TEMP_STALE_S`` old (an atomic write takes well under a
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
-import secrets
-import shutil
 import socket
+import stat
+import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,15 +36,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from fmnist_core.atomic import atomic_torch_save, atomic_write_json
+from fmnist_core.atomic import atomic_write_json
 from fmnist_core.config import ConfigError, TrainConfig
-from fmnist_core.data import load_tensors
+from fmnist_core.events import EVENTS_FILE
 from fmnist_core.model import build_model
+from fmnist_core.record import Replay, RunRecorder, RunState
 from fmnist_core.runfiles import (
-    HISTORY_KEYS,
     HISTORY_LIMIT,
     LABELS_LIMIT,
     PROBS_LIMIT,
+    PROJECT_RUNS_DIR,
     RunError,
     check_history,
     check_info,
@@ -51,29 +53,25 @@ from fmnist_core.runfiles import (
     check_probs,
     check_state_dict,
     load_weights,
+    process_start,
     read_json,
+    runs_dir,
     weights_limit,
 )
-from fmnist_core.train import EpochEnd, Event, RunEnd, Started, train
 
+__all__ = ["PROJECT_RUNS_DIR", "Run", "RunError", "RunRecorder", "RunState", "runs_dir"]
 log = logging.getLogger(__name__)
-PROJECT_RUNS_DIR = Path(__file__).resolve().parent.parent / "runs"
 ACTIVE_FILE = "active.json"
 STALE_RUN_S = 6 * 3600  # another host's "running" run unchanged this long is interrupted
 TEMP_STALE_S = 30 * 60  # a temp file this old has no live writer (writes take < 1 s)
 
 
-def runs_dir(path: str | Path | None = None) -> Path:
-    """The runs directory: the argument, else ``FMNIST_RUNS_DIR``, else ``./runs``."""
-    return Path(path or os.environ.get("FMNIST_RUNS_DIR") or PROJECT_RUNS_DIR).expanduser()
-
-
-def _process_start(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (guards against PID reuse), None if unknown."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
+def __getattr__(name: str) -> Any:
+    """``runs.start_run`` moved to session.py (storage does not import the training loop);
+    the old name still resolves, importing the loop only when used."""
+    if name == "start_run":
+        return importlib.import_module("fmnist_core.session").start_run
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _alive(pid: int, proc_start: str | None) -> bool:
@@ -84,13 +82,17 @@ def _alive(pid: int, proc_start: str | None) -> bool:
         pass  # it exists, owned by another user: the start time decides
     except OSError:
         return False
-    return proc_start is None or _process_start(pid) in (None, proc_start)
+    return proc_start is None or process_start(pid) in (None, proc_start)
 
 
 def _idle_s(folder: Path) -> float:
     """Seconds since the run folder last changed (an atomic write renames into it)."""
     try:
-        newest = max((folder / name).stat().st_mtime for name in (".", "status.json"))
+        newest = max(
+            (folder / name).stat().st_mtime
+            for name in (".", "status.json", EVENTS_FILE)
+            if name != EVENTS_FILE or (folder / name).exists()
+        )
     except OSError:
         return float("inf")
     return time.time() - newest
@@ -102,8 +104,10 @@ class Run:
 
     path: Path
     config: TrainConfig
-    info: dict[str, Any]  # status.json
-    history: list[dict[str, float]] = field(default_factory=list)
+    info: dict[str, Any]  # status.json, with what the log says (device, status at its end)
+    history: list[dict[str, float]] = field(default_factory=list)  # events.epoch_row shape
+    name: str = ""  # given by a rename ("" for a run never renamed, or an old run)
+    notes: str = ""
 
     @property
     def id(self) -> str:
@@ -144,6 +148,13 @@ class Run:
     def final_val_acc(self) -> float | None:
         return self.history[-1]["val_acc"] if self.history else None
 
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch of the best validation accuracy (the first of equals)."""
+        if not self.history:
+            return None
+        return int(max(self.history, key=lambda row: (row["val_acc"], -row["epoch"]))["epoch"])
+
     def label(self) -> str:
         acc = f"{self.final_val_acc:.1%}" if self.final_val_acc is not None else "-"
         return f"{self.id} ({self.status_text}, {len(self.history)} ep, {acc})"
@@ -180,16 +191,28 @@ class Run:
 
 
 def load_run(path: str | Path) -> Run:
-    """Read one run folder; raises RunError naming the broken file."""
+    """Read one run folder; raises RunError naming the broken file.
+
+    The epoch rows, name and notes come from replaying ``events.jsonl``; a run written before
+    that log existed has ``history.json`` instead.
+    """
     path = Path(path)
     try:
         config = TrainConfig.from_dict(read_json(path / "config.json"))
     except (ConfigError, TypeError, AttributeError) as exc:  # AttributeError: not a dict
         raise RunError(f"{path / 'config.json'} is invalid: {exc}") from exc
     info = check_info(path / "status.json", read_json(path / "status.json"))
-    history_path = path / "history.json"
-    history = check_history(history_path, read_json(history_path, HISTORY_LIMIT), config.epochs)
-    run = Run(path, config, info, history)
+    has_log = os.path.lexists(path / EVENTS_FILE)
+    state = Replay(path, losses=False).read() if has_log else RunState()
+    if state.problem:
+        raise RunError(state.problem)
+    if state.started is None and (not has_log or os.path.lexists(path / "history.json")):
+        history_path = path / "history.json"  # a run older than the log (maybe renamed since)
+        history = check_history(history_path, read_json(history_path, HISTORY_LIMIT), config.epochs)
+    else:
+        history = check_history(path / EVENTS_FILE, list(state.rows), config.epochs)
+        info = _with_log(info, state)
+    run = Run(path, config, info, history, state.name, state.notes)
     for epoch in run.epochs:
         for name in (f"epoch_{epoch:03d}.pt", f"probs_{epoch:03d}.pt"):
             if not (path / name).is_file():
@@ -199,8 +222,72 @@ def load_run(path: str | Path) -> Run:
     return run
 
 
+def _with_log(info: dict[str, Any], state: RunState) -> dict[str, Any]:
+    """status.json completed by what the log says of the training. The status stays
+    status.json's: it is what liveness is checked against (pid, host), written at the end
+    right after the log's "end" line, and the one a failure to write the log still reaches."""
+    return {**info, "device": state.device, "data_source": state.data_source,
+            "n_train": state.n_train, "parameters": state.parameters}  # fmt: skip
+
+
+# The listing's cache: a run folder is re-read only when one of its stamps changed. Atomic
+# writes rename into the folder (its mtime changes); events.jsonl grows in place; the JSON
+# files may be edited in place by hand. Liveness (Run.status) is checked on every access.
+_STAMPED = (EVENTS_FILE, "status.json", "config.json", "history.json")
+CACHE_MAX = 10_000  # run folders remembered, all runs folders together
+_cache: dict[Path, list[Any]] = {}  # folder -> [stamp, Run or RunError, temp files cleaned]
+_cache_lock = threading.Lock()
+
+
+def _stamp(folder: Path) -> tuple | None:
+    """What changes when the folder's record changes; None when it is not a folder."""
+    try:
+        info = folder.stat()
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISDIR(info.st_mode):
+        return None
+    parts: list[Any] = [info.st_ino, info.st_mtime_ns]
+    for name in _STAMPED:
+        try:
+            f = os.stat(folder / name, follow_symlinks=False)
+            parts += (f.st_ino, f.st_mtime_ns, f.st_size)
+        except OSError:
+            parts.append(None)
+    return tuple(parts)
+
+
+def _cached_load(folder: Path) -> list[Any] | None:
+    """The cache entry of ``folder``, (re)loaded if its stamp changed; None: not a folder."""
+    stamp = _stamp(folder)
+    if stamp is None:
+        return None
+    with _cache_lock:
+        entry = _cache.get(folder)
+    if entry is not None and entry[0] == stamp:
+        return entry
+    try:
+        loaded: Run | RunError = load_run(folder)
+    except RunError as exc:
+        loaded = exc
+    entry = [stamp, loaded, False]
+    with _cache_lock:
+        if len(_cache) >= CACHE_MAX:
+            _cache.clear()
+        _cache[folder] = entry
+    return entry
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
 def scan_runs(directory: str | Path | None = None) -> tuple[list[Run], list[str]]:
-    """(runs newest first, one warning per broken folder that was skipped)."""
+    """(runs newest first, one warning per broken folder that was skipped).
+
+    Cached: only folders whose record changed since the last listing are read again.
+    """
     root = runs_dir(directory)
     try:
         children = sorted(root.iterdir(), reverse=True) if root.is_dir() else []
@@ -209,20 +296,38 @@ def scan_runs(directory: str | Path | None = None) -> tuple[list[Run], list[str]
     _remove_temp_files(root, f".{ACTIVE_FILE}.*.tmp", TEMP_STALE_S)
     runs, warnings = [], []
     for child in children:
-        if not child.is_dir() or child.name.startswith("."):
+        if child.name.startswith("."):
             continue
-        try:
-            run = load_run(child)
-        except RunError as exc:
-            warnings.append(f"skipped run {child.name}: {exc}")
-            log.warning("skipped run %s: %s", child.name, exc)
+        entry = _cached_load(child)
+        if entry is None:
             continue
-        # A run that is over (or whose process died) writes nothing more: its temp files
-        # are leftovers. A running one's may be in use, unless they are long stale.
-        done = run.status != "running"
-        _remove_temp_files(run.path, ".*.tmp", 0 if done else TEMP_STALE_S)
+        if isinstance(entry[1], RunError):
+            warnings.append(f"skipped run {child.name}: {entry[1]}")
+            if not entry[2]:  # warn in the log once, not at every listing
+                log.warning("skipped run %s: %s", child.name, entry[1])
+                entry[2] = True
+            continue
+        run = entry[1]
+        _clean_temp_files(run, entry)
         runs.append(run)
+    _forget_missing(root, set(children))
     return runs, warnings
+
+
+def _clean_temp_files(run: Run, entry: list[Any]) -> None:
+    """A run that is over (or whose process died) writes nothing more: its temp files are
+    leftovers, removed at once (and once). A running one's may be in use, unless long stale."""
+    if entry[2]:
+        return
+    done = run.status != "running"
+    _remove_temp_files(run.path, ".*.tmp", 0 if done else TEMP_STALE_S)
+    entry[2] = done
+
+
+def _forget_missing(root: Path, present: set[Path]) -> None:
+    with _cache_lock:
+        for folder in [f for f in _cache if f.parent == root and f not in present]:
+            del _cache[folder]
 
 
 def _remove_temp_files(folder: Path, pattern: str, min_age_s: float) -> None:
@@ -250,7 +355,12 @@ def find_run(run_id: str, directory: str | Path | None = None) -> Run:
         found = False
     if "/" in run_id or run_id.startswith(".") or not found:
         raise RunError(f"no run {run_id!r} in {root}")
-    return load_run(path)
+    entry = _cached_load(path)
+    if entry is None:
+        raise RunError(f"no run {run_id!r} in {root}")
+    if isinstance(entry[1], RunError):
+        raise entry[1]
+    return entry[1]
 
 
 def set_active(run_id: str, directory: str | Path | None = None) -> None:
@@ -265,103 +375,3 @@ def active_run(directory: str | Path | None = None) -> Run | None:
     except (RunError, KeyError, TypeError, AttributeError, OSError):  # OSError: name too long
         pass
     return next((r for r in list_runs(root) if r.status == "finished"), None)
-
-
-class RunRecorder:
-    """Creates a run folder and saves a training's events into it as they come."""
-
-    def __init__(self, path: Path, config: TrainConfig) -> None:
-        self.path = path
-        self.config = config
-        self.history: list[dict[str, float]] = []
-        self.info: dict[str, Any] = {}
-
-    @property
-    def run_id(self) -> str:
-        return self.path.name
-
-    @classmethod
-    def create(cls, config: TrainConfig, directory: str | Path | None = None) -> RunRecorder:
-        root = runs_dir(directory)
-        folder = None
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            while True:  # mkdir is atomic: two processes never get the same folder
-                run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{config.name}-{secrets.token_hex(2)}"
-                try:
-                    (root / run_id).mkdir()
-                    folder = root / run_id
-                    break
-                except FileExistsError:
-                    continue
-            rec = cls(root / run_id, config)
-            atomic_write_json(rec.path / "config.json", config.to_dict())
-            atomic_write_json(rec.path / "history.json", [])
-            pid = os.getpid()
-            rec._write_status(
-                status="running", reason="", pid=pid, host=socket.gethostname(),
-                proc_start=_process_start(pid), started=time.time(),
-            )  # fmt: skip
-        except OSError as exc:
-            if folder is not None:  # no half-made run folder left behind
-                shutil.rmtree(folder, ignore_errors=True)
-            raise RunError(f"cannot create a run in {root}: {exc.strerror or exc}") from exc
-        return rec
-
-    def _write_status(self, **changes: Any) -> None:
-        self.info.update(changes)
-        atomic_write_json(self.path / "status.json", self.info)
-
-    def _save(self, event: Event) -> None:
-        if isinstance(event, Started):
-            self._write_status(device=event.device, data_source=event.data_source,
-                               n_train=event.n_train, parameters=event.parameters)  # fmt: skip
-        elif isinstance(event, EpochEnd):
-            if not self.history:
-                atomic_torch_save(self.path / "labels.pt", self._labels.to(torch.uint8))
-            atomic_torch_save(self.path / f"epoch_{event.epoch:03d}.pt", event.state)
-            atomic_torch_save(self.path / f"probs_{event.epoch:03d}.pt", event.probs.half())
-            atomic_torch_save(self.path / "model.pt", event.state)
-            self.history.append({k: getattr(event, k) for k in HISTORY_KEYS})
-            atomic_write_json(self.path / "history.json", self.history)
-        elif isinstance(event, RunEnd):
-            self._write_status(
-                status=event.status, reason=event.reason, ended=time.time(),
-                final_val_acc=event.final_val_acc, train_s=event.train_s,
-            )  # fmt: skip
-
-    def record(self, events: Iterator[Event], test_labels: torch.Tensor) -> Iterator[Event]:
-        """Pass ``events`` through, saving each; a failed write ends the run as failed."""
-        self._labels = test_labels
-        for event in events:
-            try:
-                self._save(event)
-            except OSError as exc:
-                close = getattr(events, "close", None)
-                if close:
-                    close()
-                why = exc.strerror or exc
-                reason = f"could not save run {self.run_id}: {why} (disk full or read-only?)"
-                log.error(reason)
-                done = len(self.history)
-                last_acc = self.history[-1]["val_acc"] if done else None
-                with contextlib.suppress(OSError):  # the disk may refuse this too
-                    self._write_status(status="failed", reason=reason)
-                yield RunEnd("failed", reason, done, last_acc, 0.0)
-                return
-            yield event
-
-
-def start_run(
-    cfg: TrainConfig,
-    directory: str | Path | None = None,
-    stop: Any = None,
-    data_dir: str | Path | None = None,
-) -> tuple[RunRecorder, Iterator[Event]]:
-    """Load the data (DataError if missing), create the run folder, return its events.
-
-    The CLI and the app's job thread both consume the returned iterator to the end.
-    """
-    tensors = load_tensors(cfg.image_size, data_dir)
-    rec = RunRecorder.create(cfg, directory)
-    return rec, rec.record(train(cfg, tensors, stop), tensors.test_y)

@@ -18,7 +18,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,62 +27,26 @@ from torch import nn
 
 from fmnist_core.config import TrainConfig
 from fmnist_core.data import Tensors, load_tensors, stratified_subset
+from fmnist_core.evaluate import autocast, evaluate_tensors
+from fmnist_core.events import BatchProgress, EpochEnd, Event, RunEnd, Started
 from fmnist_core.model import build_model, count_parameters
 
+# The events live in events.py (a log reader needs no torch); re-exported for old imports.
+__all__ = [
+    "BatchProgress",
+    "EpochEnd",
+    "Event",
+    "RunEnd",
+    "Started",
+    "evaluate_tensors",
+    "train",
+]
+
 log = logging.getLogger(__name__)
-EVAL_BATCH = 2000
 # A batch loss this far above chance (ln 10 = 2.3) means the weights blew up: a healthy run
 # never puts e^-230 on the true class on average. Adam at lr 1 spikes to ~4e4, then collapses.
 DIVERGED_LOSS = 100 * math.log(10)
 LOWER_LR = " - lower the learning rate"
-
-
-@dataclass(frozen=True)
-class Started:
-    device: str
-    n_train: int
-    n_test: int
-    batches_per_epoch: int
-    parameters: int
-    data_source: str
-
-
-@dataclass(frozen=True)
-class BatchProgress:
-    epoch: int  # 1-based
-    batch: int  # 1-based within the epoch
-    batches: int  # per epoch
-    loss: float
-    images_per_s: float
-    eta_s: float  # seconds left for the whole run (training batches only)
-    elapsed_s: float
-
-
-@dataclass(frozen=True)
-class EpochEnd:
-    epoch: int
-    epochs: int
-    cost: float  # the notebook's cost: sum of this epoch's batch losses
-    train_loss: float  # mean batch loss
-    val_loss: float
-    val_acc: float
-    seconds: float  # this epoch, evaluation included
-    elapsed_s: float
-    # Test-set class probabilities (N, 10) and the weights after this epoch, for the run.
-    probs: torch.Tensor = field(repr=False, compare=False)
-    state: dict[str, torch.Tensor] = field(repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class RunEnd:
-    status: str  # "finished" | "stopped" | "failed"
-    reason: str  # empty when finished
-    epochs_done: int
-    final_val_acc: float | None  # accuracy after the last completed epoch
-    train_s: float
-
-
-Event = Started | BatchProgress | EpochEnd | RunEnd
 
 
 def resolve_device(name: str) -> torch.device:
@@ -120,11 +84,6 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return padded[batch, rows, cols].unsqueeze(1)  # (B, 1, H, W)
 
 
-def autocast(device: torch.device, enabled: bool) -> torch.autocast:
-    """bf16 mixed precision on ``device`` when ``enabled`` (no GradScaler needed for bf16)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
 @functools.cache
 def bf16_is_fast(device_type: str) -> bool:
     """Whether bf16 autocast speeds training up here: a CUDA GPU with bf16, or a CPU with
@@ -136,25 +95,6 @@ def bf16_is_fast(device_type: str) -> bool:
     except OSError:  # not Linux: no cheap way to know, stay with fp32
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-@torch.inference_mode()
-def evaluate_tensors(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, amp: bool = False
-) -> tuple:
-    """(mean loss, accuracy, probabilities (N, 10) on the CPU) in large batches."""
-    was_training = model.training
-    model.eval()
-    losses, probs = 0.0, []
-    for start in range(0, len(x), EVAL_BATCH):
-        with autocast(x.device, amp):
-            logits = model(x[start : start + EVAL_BATCH]).float()
-        losses += F.cross_entropy(logits, y[start : start + EVAL_BATCH], reduction="sum").item()
-        probs.append(logits.softmax(1).cpu())
-    model.train(was_training)
-    p = torch.cat(probs)
-    acc = (p.argmax(1) == y.cpu()).float().mean().item()
-    return losses / len(x), acc, p
 
 
 def train(

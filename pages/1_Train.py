@@ -48,6 +48,14 @@ HELP = {
     "label_smoothing": "Softens the targets of the cross-entropy (0 = none).",
     "device": "auto picks a CUDA GPU when there is one.",
 }
+EPOCH_COLUMNS = {  # labels and formats for the columns of events.epoch_row
+    "cost": st.column_config.NumberColumn("cost", format="%.2f"),
+    "train_loss": st.column_config.NumberColumn("train loss", format="%.4f"),
+    "val_loss": st.column_config.NumberColumn("val loss", format="%.4f"),
+    "val_acc": st.column_config.NumberColumn("val accuracy", format="percent"),
+    "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
+    "elapsed_s": st.column_config.NumberColumn("elapsed s", format="%.1f"),
+}
 FORM_KEY = "train_form"  # the widgets' values, kept across page switches
 STATUS_POLL_S, CHART_POLL_S = 2.0, 5.0  # seconds between live updates while training
 jobs = job_manager()
@@ -202,12 +210,9 @@ def outcome(snap: JobSnapshot) -> None:
 
 
 def epoch_table(snap: JobSnapshot) -> None:
-    rows = [{"epoch": r["epoch"], "cost": round(r["cost"], 2),
-             "train loss": round(r["train_loss"], 4), "val loss": round(r["val_loss"], 4),
-             "val accuracy %": round(100 * r["val_acc"], 2), "seconds": round(r["seconds"], 1)}
-            for r in snap.history]  # fmt: skip
-    if rows:
-        st.dataframe(rows, hide_index=True, width="stretch")
+    """The run's epoch rows as recorded (events.EPOCH_ROW_KEYS), formatted for reading."""
+    if snap.history:
+        st.dataframe(snap.history, hide_index=True, width="stretch", column_config=EPOCH_COLUMNS)
 
 
 status = page_setup("Train")

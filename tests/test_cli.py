@@ -5,6 +5,8 @@ import sys
 import pytest
 
 from fmnist_core import cli
+from fmnist_core.events import EPOCH_ROW_KEYS
+from fmnist_core.runs import find_run
 from tests.conftest import REPO
 
 
@@ -25,12 +27,11 @@ def test_train_json_then_runs_and_evaluate(tiny_env, runs_dir):
     out = run_cli("train", "--epochs", "2", "--lr", "0.1", "--json").stdout.splitlines()
     rows = [json.loads(line) for line in out]
     assert len(rows) == 3
-    assert [set(r) for r in rows[:2]] == [
-        {"epoch", "cost", "train_loss", "val_loss", "val_acc", "elapsed_s"}
-    ] * 2
+    assert [tuple(r) for r in rows[:2]] == [EPOCH_ROW_KEYS] * 2  # the one row shape
     last = rows[-1]
     assert set(last) == {"run_id", "status", "final_val_acc", "train_s"}
     assert last["status"] == "finished" and last["final_val_acc"] == rows[1]["val_acc"]
+    assert find_run(last["run_id"], runs_dir).history == rows[:2]  # what the record holds
     listing = run_cli("runs").stdout
     assert last["run_id"] in listing and "finished" in listing
     report = run_cli("evaluate", last["run_id"]).stdout

@@ -13,10 +13,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from fmnist_app.jobs import JobError, JobManager, JobSnapshot, LossTrace, job_caption
 from fmnist_core import runs
 from fmnist_core.config import TrainConfig
+from fmnist_core.record import RunRecorder
 from fmnist_core.train import BatchProgress, RunEnd, Started
 
 TINY = TrainConfig(epochs=2, batch_size=100, lr=0.1, name="tiny")
@@ -25,16 +27,20 @@ WAIT = 60  # seconds: generous for a loaded 2-core machine; a passing test never
 
 
 class ScriptedStarter:
-    """A ``start_run`` stand-in: Started, one batch, then waits for ``release`` or the stop."""
+    """A ``start_run`` stand-in: Started, one batch, then waits for ``release`` or the stop.
+    Its events are recorded in a real run folder: the job's snapshot is read from there."""
 
     def __init__(self) -> None:
         self.release = threading.Event()
         self.first_batch = threading.Event()
         self.calls = 0
+        self.run_ids: list[str] = []
 
-    def __call__(self, cfg, directory, stop) -> tuple[SimpleNamespace, Iterator]:
+    def __call__(self, cfg, directory, stop) -> tuple[RunRecorder, Iterator]:
         self.calls += 1
-        return SimpleNamespace(run_id=f"scripted-{self.calls}"), self._events(stop)
+        rec = RunRecorder.create(cfg, directory)
+        self.run_ids.append(rec.run_id)
+        return rec, rec.record(self._events(stop), torch.zeros(10, dtype=torch.long))
 
     def _events(self, stop: threading.Event) -> Iterator:
         yield Started("cpu", 600, 200, 6, 1000, "scripted")
@@ -92,9 +98,10 @@ def test_one_job_at_a_time_and_stop_ends_it_as_stopped(runs_dir):
     assert snap.running and (snap.epoch, snap.batch, snap.batches) == (1, 1, 6)
     assert snap.progress == pytest.approx(1 / 12)
     started = time.strftime("%H:%M", time.localtime(snap.started))
-    caption = f"**Training now:** run scripted-1, started {started} (live on Train)"
+    first = starter.run_ids[0]
+    caption = f"**Training now:** run {first}, started {started} (live on Train)"
     assert job_caption(snap) == caption
-    with pytest.raises(JobError, match="already running .*scripted-1"):
+    with pytest.raises(JobError, match=f"already running .*{first}"):
         jobs.start(TINY.replace(seed=1))
     assert starter.calls == 1 and jobs.snapshot().config == TINY
     assert jobs.stop() and jobs.snapshot().stopping
@@ -104,7 +111,7 @@ def test_one_job_at_a_time_and_stop_ends_it_as_stopped(runs_dir):
     assert job_caption(snap) is None and not jobs.stop()
     assert not (runs_dir / runs.ACTIVE_FILE).exists()
     jobs.start(TINY)  # a new job may start once the last one ended
-    assert jobs.snapshot().run_id == "scripted-2" and jobs.snapshot().history == ()
+    assert jobs.snapshot().run_id == starter.run_ids[1] and jobs.snapshot().history == ()
     starter.release.set()
     assert jobs.join(WAIT) and jobs.snapshot().status == "finished"
 

@@ -77,7 +77,7 @@ def _in_thread_or_unblock(fn, fifo: Path):
 # --- item 3: a FIFO never hangs the listing or a page -----------------------------------
 
 
-@pytest.mark.parametrize("name", ["config.json", "status.json", "history.json", "labels.pt"])
+@pytest.mark.parametrize("name", ["config.json", "status.json", "events.jsonl", "labels.pt"])
 def test_a_fifo_in_a_run_folder_is_refused_without_hanging(name, run_path, runs_dir):
     good = _copy(run_path, "-good")
     loaded = load_run(run_path)  # a page that listed the run before the FIFO appeared
@@ -107,7 +107,7 @@ def test_another_hosts_run_is_running_until_quiet_for_hours_then_interrupted(run
     fresh, stale = _copy(run_path, "-fresh"), _copy(run_path, "-stale")
     for folder in (fresh, stale):
         _set_status(folder, status="running", host="elsewhere", pid=4242, proc_start="99")
-    for path in (stale / "status.json", stale):
+    for path in (stale / "status.json", stale / "events.jsonl", stale):  # the log grows in place
         _age(path, runs.STALE_RUN_S + HOUR)
     found = {r.id: r for r in scan_runs(runs_dir)[0]}
     assert found[fresh.name].status == "running"

@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmnist_core import atomic, cli, runs
+from fmnist_core import atomic, cli, record, runs
 from fmnist_core.config import TrainConfig
-from fmnist_core.runs import RunError, active_run, load_run, scan_runs, start_run
+from fmnist_core.record import Replay
+from fmnist_core.runs import RunError, active_run, load_run, scan_runs
+from fmnist_core.session import start_run
 from tests.conftest import REPO, write_tiny_dataset
 
 TINY = TrainConfig(epochs=1, batch_size=100, lr=0.1, name="tiny")
@@ -81,10 +83,7 @@ def _wait_for(condition, deadline_s: float, what: str, proc=None) -> None:
 def _completed_epochs(runs_dir: Path, exclude: str) -> int:
     for folder in runs_dir.iterdir():
         if folder.is_dir() and folder.name != exclude:
-            try:
-                return len(json.loads((folder / "history.json").read_text()))
-            except (OSError, ValueError):
-                return 0
+            return len(Replay(folder).read().rows)
     return 0
 
 
@@ -152,6 +151,11 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
+def _append(path: Path, line: str) -> None:
+    with path.open("a") as log:
+        log.write(line + "\n")
+
+
 def _edit(**changes):
     """A harm that rewrites some fields of a JSON object file."""
 
@@ -168,9 +172,10 @@ DAMAGE = {
     "config a list": ("config.json", lambda p: _write(p, "[]")),
     "config out of range": ("config.json", lambda p: _write(p, '{"lr": 99}')),
     "status empty": ("status.json", lambda p: _write(p, "")),
-    "history cut short": ("history.json", lambda p: _write(p, p.read_text()[:30])),
-    "history rows not dicts": ("history.json", lambda p: _write(p, "[1, 2]")),
-    "history epoch not a number": ("history.json", lambda p: _write(p, '[{"epoch": "x"}]')),
+    "log epoch not a number": (
+        "events.jsonl",
+        lambda p: _append(p, '{"type": "epoch", "epoch": "x"}'),
+    ),
     "weights missing": ("epoch_001.pt", Path.unlink),
     "predictions missing": ("probs_001.pt", Path.unlink),
     "labels missing": ("labels.pt", Path.unlink),
@@ -192,20 +197,15 @@ DAMAGE = {
         lambda p: _write(p, '{"status": "finished", "final_val_acc": NaN}'),
     ),
     "config deeply nested": ("config.json", lambda p: _write(p, "[" * 100_000)),
-    "history deeply nested": ("history.json", lambda p: _write(p, "[" * 100_000)),
     "config too large": ("config.json", lambda p: _write(p, '{"x": "' + "a" * 100_000 + '"}')),
     "status huge int": ("status.json", lambda p: _write(p, '{"pid": ' + "9" * 5000 + "}")),
     "config a folder": ("config.json", lambda p: (p.unlink(), p.mkdir())),
-    "history accuracy NaN": (
-        "history.json",
-        lambda p: _write(
-            p, json.dumps([{**row, "val_acc": float("nan")} for row in json.loads(p.read_text())])
-        ),
+    "log accuracy NaN": (
+        "events.jsonl",
+        lambda p: _write(p, p.read_text().replace('"val_acc":', '"val_acc":NaN,"x":')),
     ),
-    "history epoch repeated": (
-        "history.json",
-        lambda p: _write(p, json.dumps(json.loads(p.read_text()) * 2)),
-    ),
+    "log epoch repeated": ("events.jsonl", lambda p: _write(p, p.read_text() * 2)),
+    "log not a regular file": ("events.jsonl", lambda p: (p.unlink(), p.mkdir())),
 }
 
 
@@ -363,8 +363,8 @@ def test_two_processes_training_into_one_runs_dir_never_collide(tiny_data_dir, r
 
 def test_same_second_same_name_still_gets_its_own_folder(runs_dir, monkeypatch):
     tokens = iter(["beef", "beef", "f00d"])
-    monkeypatch.setattr(runs.secrets, "token_hex", lambda _n: next(tokens))
-    monkeypatch.setattr(runs.time, "strftime", lambda _fmt: "20260101-000000")
+    monkeypatch.setattr(record.secrets, "token_hex", lambda _n: next(tokens))
+    monkeypatch.setattr(record.time, "strftime", lambda _fmt: "20260101-000000")
     first = runs.RunRecorder.create(TINY, runs_dir)
     second = runs.RunRecorder.create(TINY.replace(lr=0.05), runs_dir)
     assert first.path != second.path and second.run_id.endswith("f00d")

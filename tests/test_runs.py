@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from fmnist_core import atomic, runs
+from fmnist_core import atomic, record, runs
 from fmnist_core.config import TrainConfig
 from fmnist_core.data import load_tensors
 from fmnist_core.train import EpochEnd, RunEnd
@@ -63,11 +63,12 @@ def test_running_run_of_a_dead_process_is_interrupted(tiny_data_dir, runs_dir):
 def test_broken_folder_is_skipped_with_a_warning(tiny_data_dir, runs_dir):
     good, _ = finish(TINY.replace(epochs=1), runs_dir, tiny_data_dir)
     bad, _ = finish(TINY.replace(epochs=1), runs_dir, tiny_data_dir)
-    (bad.path / "history.json").write_text("{not json")
+    with (bad.path / "events.jsonl").open("a") as log:
+        log.write('{"type": "epoch", "epoch": "x"}\n')  # valid JSON, nonsense row
     (runs_dir / "stray-folder").mkdir()
     found, warnings = runs.scan_runs(runs_dir)
     assert [r.id for r in found] == [good.run_id]
-    assert len(warnings) == 2 and any("history.json" in w for w in warnings)
+    assert len(warnings) == 2 and any("events.jsonl has a malformed" in w for w in warnings)
 
 
 def test_missing_weights_skip_the_run(tiny_data_dir, runs_dir):
@@ -102,14 +103,14 @@ def test_interrupted_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
 def test_failed_write_ends_the_run_as_failed(tiny_data_dir, runs_dir, monkeypatch):
     rec, events = runs.start_run(TINY, runs_dir, data_dir=tiny_data_dir)
-    real_save = runs.atomic_torch_save
+    real_save = record.atomic_torch_save
 
     def full_disk(path, obj):
         if "epoch_002" in str(path):
             raise OSError(28, "No space left on device")
         real_save(path, obj)
 
-    monkeypatch.setattr(runs, "atomic_torch_save", full_disk)
+    monkeypatch.setattr(record, "atomic_torch_save", full_disk)
     final = list(events)[-1]
     assert isinstance(final, RunEnd) and final.status == "failed"
     assert "No space left on device" in final.reason and rec.run_id in final.reason

@@ -25,7 +25,7 @@ from fmnist_core.sketch import MAX_UPLOAD_BYTES
 from tests.app.test_sketch_page import write_run
 from tests.conftest import REPO
 
-runs_module = importlib.import_module("fmnist_core.runs")
+runs_module = importlib.import_module("fmnist_core.session")  # start_run loads the data there
 APP = REPO / "streamlit_app.py"
 PAGES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "pages").glob("*.py"))
 CONFIG = REPO / ".streamlit" / "config.toml"
