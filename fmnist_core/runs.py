@@ -21,6 +21,8 @@ else only once they are ``TEMP_STALE_S`` old (an atomic write takes well under a
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import logging
 import os
 import secrets
@@ -54,6 +56,7 @@ from fmnist_core.runfiles import (
     read_json,
     weights_limit,
 )
+from fmnist_core.safeio import FileRefused, read_regular
 from fmnist_core.train import EpochEnd, Event, RunEnd, Started, train
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,9 @@ PROJECT_RUNS_DIR = Path(__file__).resolve().parent.parent / "runs"
 ACTIVE_FILE = "active.json"
 STALE_RUN_S = 6 * 3600  # another host's "running" run unchanged this long is interrupted
 TEMP_STALE_S = 30 * 60  # a temp file this old has no live writer (writes take < 1 s)
+EVENTS_FILE = "events.jsonl"  # a run's event log; renames and notes are lines in it
+EVENTS_LIMIT = 64 * 1024 * 1024  # 30 epochs of batch events are a few MB
+NAME_MAX, NOTE_MAX = 100, 2000  # characters of a run name / a note
 
 
 def runs_dir(path: str | Path | None = None) -> Path:
@@ -144,6 +150,24 @@ class Run:
     def final_val_acc(self) -> float | None:
         return self.history[-1]["val_acc"] if self.history else None
 
+    @functools.cached_property
+    def _notes_and_names(self) -> tuple[list[str], list[str]]:
+        return read_annotations(self.path)
+
+    @property
+    def name(self) -> str:
+        """The last rename (events.jsonl), else the preset part of the run id, else ""."""
+        names = self._notes_and_names[1]
+        if names:
+            return names[-1]
+        parts = self.id.split("-")
+        return "-".join(parts[2:-1]) if len(parts) >= 4 else ""
+
+    @property
+    def notes(self) -> list[str]:
+        """The notes added to the run (events.jsonl), oldest first."""
+        return self._notes_and_names[0]
+
     def label(self) -> str:
         acc = f"{self.final_val_acc:.1%}" if self.final_val_acc is not None else "-"
         return f"{self.id} ({self.status_text}, {len(self.history)} ep, {acc})"
@@ -177,6 +201,32 @@ class Run:
         """The test labels (N,) int64, each 0-9."""
         path = self.path / "labels.pt"
         return check_labels(path, load_weights(path, LABELS_LIMIT))
+
+
+def read_annotations(folder: Path) -> tuple[list[str], list[str]]:
+    """(notes, names) from the ``note``/``rename`` lines of ``folder/events.jsonl``.
+
+    A missing, unreadable or oversized log gives none; a torn or foreign line is skipped.
+    """
+    try:
+        blob = read_regular(folder / EVENTS_FILE, EVENTS_LIMIT)
+    except (OSError, FileRefused):
+        return [], []
+    notes: list[str] = []
+    names: list[str] = []
+    fields = {"rename": ("name", names, NAME_MAX), "note": ("text", notes, NOTE_MAX)}
+    for line in blob.splitlines():
+        if b'"rename"' not in line and b'"note"' not in line:
+            continue  # most lines are training events: skip them unparsed
+        try:
+            event = json.loads(line)
+        except (ValueError, RecursionError):  # a torn last line, or junk
+            continue
+        kind = event.get("type") if isinstance(event, dict) else None
+        key, found, limit = fields.get(kind if isinstance(kind, str) else "", ("", [], 0))
+        if key and isinstance(event.get(key), str):
+            found.append(event[key][:limit])
+    return notes, names
 
 
 def load_run(path: str | Path) -> Run:
