@@ -142,13 +142,12 @@ def _zip_bytes(run_id: str) -> bytes:
 
 def _open_buttons(run: Run, active: bool) -> None:
     """Open the run in the Confusion matrix or Sketch page, preselected."""
-    left, right = st.columns(2)
-    if left.button("Confusion matrix", icon=":material/grid_on:", disabled=not run.history,
+    if st.button("Confusion matrix", icon=":material/grid_on:", disabled=not run.history,
                    key="runs_open_cm", width="stretch"):  # fmt: skip
         st.session_state[CM_OPEN_KEY] = run.id
         st.switch_page(CONFUSION_PAGE)
     usable = bool(run.history) and (active or run.status == "finished")
-    if right.button("Sketch", icon=":material/draw:", disabled=not usable, key="runs_open_sketch",
+    if st.button("Sketch", icon=":material/draw:", disabled=not usable, key="runs_open_sketch",
                     help="finished runs and the active model", width="stretch"):  # fmt: skip
         st.session_state[SKETCH_OPEN_KEY] = run.id
         st.switch_page(SKETCH_PAGE)
@@ -156,7 +155,7 @@ def _open_buttons(run: Run, active: bool) -> None:
 
 def _rename_and_note(run: Run) -> None:
     with st.form(f"runs_rename_{run.id}", border=False):
-        name = st.text_input("Name", value=run.name, max_chars=100, key="runs_name")
+        name = st.text_input("Name", value=run.name, max_chars=100, key=f"runs_name_{run.id}")
         if st.form_submit_button("Rename", icon=":material/edit:"):
             try:
                 manage.rename(run.id, name)
@@ -167,7 +166,7 @@ def _rename_and_note(run: Run) -> None:
     for note in run.notes:
         st.caption(plain(note))
     with st.form(f"runs_note_{run.id}", clear_on_submit=True, border=False):
-        text = st.text_area("Add a note", max_chars=2000, key="runs_note", height=68)
+        text = st.text_area("Add a note", max_chars=2000, key=f"runs_note_text_{run.id}", height=68)
         if st.form_submit_button("Add note", icon=":material/note_add:"):
             try:
                 manage.add_note(run.id, text)
@@ -219,13 +218,12 @@ def actions(chosen: list[Run]) -> None:
     active = manage.active_id() == run.id
     st.markdown(f"**{plain(run.name)}** · {plain(run.id)}" + " · active model" * active)
     _open_buttons(run, active)
-    mark, download = st.columns(2)
-    if mark.button("Mark as active", icon=":material/star:", disabled=active or not run.history,
+    if st.button("Mark as active", icon=":material/star:", disabled=active or not run.history,
                    key="runs_mark_active", width="stretch"):  # fmt: skip
         set_active(run.id)
         _say("ok", f"{run.id} is now the active model")
         st.rerun()
-    download.download_button(
+    st.download_button(
         "Download zip", data=lambda: _zip_bytes(run.id), file_name=f"{run.id}.zip",
         mime="application/zip", icon=":material/download:", key="runs_download",
         disabled=run.status == "running", width="stretch",

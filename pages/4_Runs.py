@@ -19,7 +19,7 @@ if not runs:
     st.info("No runs yet: train one on the Train page, or import a run's zip below.",
             icon=":material/info:")  # fmt: skip
 chosen = ui.table(runs)
-curves_col, actions_col = st.columns([3, 1])
+curves_col, actions_col = st.columns([2, 1])
 with curves_col:
     ui.curves(chosen)
 with actions_col:

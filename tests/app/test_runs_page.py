@@ -92,10 +92,10 @@ def test_rename_note_and_mark_active(three_runs, runs_dir):
     at = open_page()
     run_id = three_runs.c
     at = choose(at, three_runs.order, [run_id])
-    at.text_input(key="runs_name").set_value("big batch")
+    at.text_input(key=f"runs_name_{run_id}").set_value("big batch")
     button(at, "Rename").click()
     at.run()
-    at.text_area(key="runs_note").set_value("try lr 0.2 next")
+    at.text_area(key=f"runs_note_text_{run_id}").set_value("try lr 0.2 next")
     button(at, "Add note").click()
     at.run()
     button(at, "Mark as active").click()
