@@ -3,6 +3,9 @@ curves on one chart and only the differing parameter in the table, rename one, d
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -17,11 +20,13 @@ ROW_PX = 35  # Streamlit's default row (and header) height in st.dataframe
 
 
 @pytest.fixture
-def two_runs(server) -> list[str]:
+def two_runs(server) -> Iterator[list[str]]:
     """Two runs that differ only in the learning rate; the table's order (newest first)."""
     ids = {make_run(server.runs_dir, lr=0.1, accs=(0.5, 0.7, 0.75)),
            make_run(server.runs_dir, lr=0.02, accs=(0.4, 0.6, 0.8))}  # fmt: skip
-    return [r.id for r in list_runs(server.runs_dir) if r.id in ids]
+    yield [r.id for r in list_runs(server.runs_dir) if r.id in ids]
+    for run_id in ids:  # the session's other tests expect their own runs only
+        shutil.rmtree(server.runs_dir / run_id, ignore_errors=True)
 
 
 def click_row(page: Page, index: int) -> None:
