@@ -84,6 +84,9 @@ def sync_click() -> None:
             select_cell(*cell)
 
 
+OPEN_RUN_KEY = "cm_open_run"  # a run id to preselect, set by another page
+
+
 def pick_run() -> Run | None:
     """Selectbox over runs with a completed epoch; None (and a message) when there are none."""
     runs, warnings = scan_runs()
@@ -100,6 +103,10 @@ def pick_run() -> Run | None:
     active = active_run()
     finished = [i for i, run in enumerate(usable.values()) if run.status == "finished"]
     default = ids.index(active.id) if active and active.id in usable else (finished or [0])[0]
+    opened = st.session_state.pop(OPEN_RUN_KEY, None)  # the Runs page's "open in" button
+    if isinstance(opened, str) and opened in usable:
+        default = ids.index(opened)
+        st.session_state.pop("cm_run", None)  # the widget starts again from ``index``
     run_id = st.selectbox(
         "Run", ids, index=default, format_func=lambda i: usable[i].label(), key="cm_run"
     )

@@ -34,6 +34,7 @@ from fmnist_core.sketch import dataset_image as load_test_image
 CANVAS_KEY = "sketch_canvas"  # + "_<n>": a new n gives a fresh, empty canvas (Clear)
 CLEARS_KEY = "sketch_clears"
 MODEL_KEY = "sketch_model"
+OPEN_RUN_KEY = "sketch_open_run"  # a run id to preselect, set by another page
 TEST_INDEX_KEY = "sketch_test_index"
 # Plain words: with a symbol each, the five buttons overflowed the half-width column at 1400 px.
 TOOLS = {"freedraw": "Freehand", "line": "Line", "rect": "Rectangle", "circle": "Circle",
@@ -90,6 +91,10 @@ def pick_model() -> Loaded | None:
         st.info("No model yet: train one on the Train page, then come back here.")
         st.page_link(TRAIN_PAGE, label="Go to the Train page", icon="🏋️")
         return None
+    opened = st.session_state.pop(OPEN_RUN_KEY, None)  # the Runs page's "open in" button
+    for name, (run, is_default) in choices.items():
+        if not is_default and run.id == opened:
+            st.session_state[MODEL_KEY] = name
     label = st.selectbox("Model", list(choices), key=MODEL_KEY)
     run, default = choices.get(label) or next(iter(choices.values()))
     if default:

@@ -1,11 +1,13 @@
-"""Command line: ``python -m fmnist_core train|runs|evaluate|export`` on the same core as the app.
+"""Command line: ``python -m fmnist_core train|runs|evaluate|export|import`` on the app's core.
 
 Usage::
 
     python -m fmnist_core train --preset seed --json
-    python -m fmnist_core runs
+    python -m fmnist_core runs [--json]
+    python -m fmnist_core runs rename|note|delete|prune ...   (see cli_runs.py)
     python -m fmnist_core evaluate RUN_ID [--epoch N]
-    python -m fmnist_core export RUN_ID DEST [--epoch N]
+    python -m fmnist_core export RUN_ID DEST [--epoch N]      # DEST.zip: the whole run
+    python -m fmnist_core import FILE.zip
 
 No command ends in a traceback: errors are one line on stderr, with the exit status in
 ``EXIT_STATUS`` (also shown by ``--help``).
@@ -19,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fmnist_core import cli_runs
 from fmnist_core import config as C
 from fmnist_core.atomic import atomic_write_bytes, atomic_write_json
 from fmnist_core.cli_train import discard, run_training
@@ -107,14 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--runs-dir", type=_folder,
                     help="where runs are saved (default: runs/ or FMNIST_RUNS_DIR)")  # fmt: skip
     tr.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
-    ls = _subparser(sub, "runs", "list saved runs")
+    ls = _subparser(sub, "runs", "list saved runs (with the disk they use), or manage one")
     ls.add_argument("--runs-dir", type=_folder)
+    cli_runs.add_runs_actions(ls, _folder)
     ev = _subparser(sub, "evaluate", "accuracy and per-class table of a saved run")
-    ex = _subparser(sub, "export", "copy one epoch of a run into a small run folder")
+    ex = _subparser(sub, "export", "copy one epoch of a run into a small run folder, or the "
+                    "whole run into a portable FILE.zip")  # fmt: skip
     ev.add_argument("run_id")
     ex.add_argument("run_id")
     ex.add_argument("dest", type=_folder,
-                    help="new folder, e.g. assets/default_model (must not hold a run)")  # fmt: skip
+                    help="new folder, e.g. assets/default_model (must not hold a run); or a "
+                    "file ending in .zip: every epoch, for `import`")  # fmt: skip
+    im = _subparser(sub, "import", "add a run from a zip written by `export RUN_ID FILE.zip`")
+    im.add_argument("file", help="the .zip (checked: size, file names, weights)")
+    im.add_argument("--runs-dir", type=_folder)
     for p, what in ((ev, "evaluate"), (ex, "export")):
         p.add_argument("--epoch", type=_epoch, help=f"epoch to {what}, from 1 (default: the last)")
         p.add_argument("--runs-dir", type=_folder)
@@ -149,16 +158,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
         pass
     except OSError as exc:
         return _error(f"cannot read the runs folder: {_describe(exc)}")
+    if args.action:
+        return cli_runs.run_action(args)
     runs, warnings = scan_runs(args.runs_dir)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if not runs:
+    if not runs and not args.json:
         print("no runs yet - train one with: python -m fmnist_core train")
         return 0
-    print(f"{'run':<36} {'status':<12} {'epochs':>6} {'val acc':>8}")
-    for run in runs:
-        acc = f"{run.final_val_acc:.2%}" if run.final_val_acc is not None else "-"
-        print(f"{run.id:<36} {run.status:<12} {len(run.history):>6} {acc:>8}")
+    cli_runs.print_runs(runs, args.runs_dir, args.json)
     return 0
 
 
@@ -244,7 +252,10 @@ def _run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     if args.command == "runs":
         return cmd_runs(args)
     if args.command == "export":
-        return cmd_export(args)
+        is_zip = args.dest.lower().endswith(".zip")
+        return cli_runs.export_zip(args) if is_zip else cmd_export(args)
+    if args.command == "import":
+        return cli_runs.import_zip(args)
     return cmd_evaluate(args)
 
 

@@ -120,12 +120,16 @@ def append_event(run_path: str | Path, obj: Mapping[str, Any]) -> None:
 
     One ``os.write`` of the whole line on an ``O_APPEND`` descriptor: concurrent writers (the
     recorder and a rename from another process) never interleave within a line. A short write
-    (disk full) raises OSError; the reader skips the torn line it leaves.
+    (disk full) raises OSError; the reader skips the torn line it leaves, and the next line
+    written here starts on a line of its own.
     """
     line = (json.dumps(obj, allow_nan=False, separators=(",", ":")) + "\n").encode()
     path = Path(run_path) / EVENTS_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
     try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":  # a killed writer's torn last line
+            line = b"\n" + line  # it stays torn (skipped by readers); this one is whole
         written = os.write(fd, line)
     finally:
         os.close(fd)

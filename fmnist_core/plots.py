@@ -163,3 +163,64 @@ def _accuracy_axis(history) -> dict:
     high = max(min(1.0, math.ceil((max(accs) + 0.02) * 20) / 20), low + 0.05)
     span = high - low
     return {"range": [low, high], "dtick": 0.01 if span <= 0.1 else 0.05 if span <= 0.3 else 0.1}
+
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
+           "#e377c2", "#7f7f7f", "#bcbd22")  # fmt: skip
+
+
+def runs_figure(runs: list[tuple[str, list[dict[str, float]]]], x: str = "epoch") -> go.Figure:
+    """Several runs overlaid: validation accuracy (left) and train/validation loss (right).
+
+    ``runs`` are ``(name, history rows)``; ``x`` is "epoch" or "elapsed_s" (seconds since
+    the run started). One colour per run; validation loss solid, training loss dotted.
+    """
+    from plotly.subplots import make_subplots  # only this figure needs it
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("validation accuracy", "loss"))
+    unit = "epoch %{x}" if x == "epoch" else "%{x:.1f} s"
+    for i, (name, rows) in enumerate(runs):
+        colour, xs = PALETTE[i % len(PALETTE)], [row[x] for row in rows]
+        fig.add_trace(go.Scatter(
+            x=xs, y=[row["val_acc"] for row in rows], mode="lines+markers", name=name,
+            legendgroup=name, line={"color": colour, "width": 2},
+            hovertemplate=f"{name}<br>{unit}<br>accuracy %{{y:.2%}}<extra></extra>",
+        ), row=1, col=1)  # fmt: skip
+        for key, dash, what in (("val_loss", "solid", "validation"), ("train_loss", "dot",
+                                                                     "training")):  # fmt: skip
+            fig.add_trace(go.Scatter(
+                x=xs, y=[row[key] for row in rows], mode="lines", name=f"{name} ({what})",
+                legendgroup=name, showlegend=False, line={"color": colour, "dash": dash},
+                hovertemplate=f"{name}<br>{unit}<br>{what} loss %{{y:.4f}}<extra></extra>",
+            ), row=1, col=2)  # fmt: skip
+    title = "epoch" if x == "epoch" else "seconds of training"
+    fig.update_xaxes(title=title)
+    fig.update_yaxes(tickformat=".0%", row=1, col=1)
+    fig.update_yaxes(title="loss (dotted: training)", rangemode="tozero", row=1, col=2)
+    fig.update_layout(height=400, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      legend={"orientation": "h", "y": -0.2, "x": 0})  # fmt: skip
+    return fig
+
+
+def parcoords_figure(
+    params: dict[str, list[float | str]], best: list[float], labels: list[str]
+) -> go.Figure:
+    """Parallel coordinates: one axis per hyperparameter, the last for best accuracy.
+
+    ``params`` maps a name to one value per run (text values become ticks); lines are
+    coloured by best accuracy. ``labels`` name the runs (the caller's picker uses them).
+    """
+    dims = []
+    for name, values in params.items():
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            dims.append({"label": name, "values": [float(v) for v in values]})
+        else:  # categories: one tick each
+            cats = sorted({str(v) for v in values})
+            dims.append({"label": name, "values": [cats.index(str(v)) for v in values],
+                         "tickvals": list(range(len(cats))), "ticktext": cats})  # fmt: skip
+    dims.append({"label": "best accuracy", "values": best, "tickformat": ".1%"})
+    line = {"color": best, "colorscale": "Viridis", "showscale": True,
+            "colorbar": {"title": "best acc", "tickformat": ".0%"}}  # fmt: skip
+    fig = go.Figure(go.Parcoords(dimensions=dims, line=line, ids=labels))
+    fig.update_layout(height=360, margin={"l": 60, "r": 40, "t": 40, "b": 20})
+    return fig

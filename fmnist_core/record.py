@@ -118,7 +118,7 @@ class RunState:
     final_val_acc: float | None = None
     train_s: float | None = None
     name: str = ""  # set by a "rename" line
-    notes: str = ""  # the last "note" line's text
+    notes: tuple[str, ...] = ()  # the "note" lines' texts, oldest first
     skipped: int = 0  # garbled complete lines (a short write on a full disk)
     problem: str = ""  # why the log is nonsense (the run is then broken); "" when sane
 
@@ -264,7 +264,7 @@ class Replay:
 
     def _note(self, obj: dict[str, Any]) -> None:
         if _text(obj.get("text"), 10_000):
-            self._fields["notes"] = obj["text"]
+            self._fields["notes"] = (*self._fields.get("notes", ()), obj["text"])
 
 
 _APPLY = {

@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 ACTIVE_FILE = "active.json"
 STALE_RUN_S = 6 * 3600  # another host's "running" run unchanged this long is interrupted
 TEMP_STALE_S = 30 * 60  # a temp file this old has no live writer (writes take < 1 s)
+NAME_MAX, NOTE_MAX = 100, 2000  # characters of a run name / a note (manage.py checks them)
 
 
 def __getattr__(name: str) -> Any:
@@ -106,8 +107,8 @@ class Run:
     config: TrainConfig
     info: dict[str, Any]  # status.json, with what the log says (device, status at its end)
     history: list[dict[str, float]] = field(default_factory=list)  # events.epoch_row shape
-    name: str = ""  # given by a rename ("" for a run never renamed, or an old run)
-    notes: str = ""
+    name: str = ""  # the last rename, else the preset part of the id ("" for an old run)
+    notes: list[str] = field(default_factory=list)  # every note, oldest first
 
     @property
     def id(self) -> str:
@@ -190,6 +191,12 @@ class Run:
         return check_labels(path, load_weights(path, LABELS_LIMIT))
 
 
+def _preset_part(run_id: str) -> str:
+    """The preset in a run id ``YYYYMMDD-HHMMSS-<preset>-<hex>``: a never-renamed run's name."""
+    parts = run_id.split("-")
+    return "-".join(parts[2:-1]) if len(parts) >= 4 else ""
+
+
 def load_run(path: str | Path) -> Run:
     """Read one run folder; raises RunError naming the broken file.
 
@@ -212,7 +219,7 @@ def load_run(path: str | Path) -> Run:
     else:
         history = check_history(path / EVENTS_FILE, list(state.rows), config.epochs)
         info = _with_log(info, state)
-    run = Run(path, config, info, history, state.name, state.notes)
+    run = Run(path, config, info, history, state.name or _preset_part(path.name), list(state.notes))
     for epoch in run.epochs:
         for name in (f"epoch_{epoch:03d}.pt", f"probs_{epoch:03d}.pt"):
             if not (path / name).is_file():

@@ -106,8 +106,8 @@ def test_a_garbled_line_in_the_middle_is_skipped(runs_dir):
         f.write('{"type": "note", "te\n' + "[" * 50_000 + "\n")  # a short write; deep nesting
     append_event(rec.path, {"type": "note", "text": "still read"})
     state = Replay(rec.path).read()
-    assert state.skipped == 2 and state.notes == "still read" and not state.problem
-    assert runs.load_run(rec.path).notes == "still read"
+    assert state.skipped == 2 and state.notes == ("still read",) and not state.problem
+    assert runs.load_run(rec.path).notes == ["still read"]
 
 
 def test_incremental_reads_read_only_the_new_bytes(runs_dir):
@@ -120,7 +120,7 @@ def test_incremental_reads_read_only_the_new_bytes(runs_dir):
     append_event(rec.path, {"type": "note", "text": "lr too high"})
     size = log.stat().st_size
     state = replay.read()
-    assert replay.bytes_read == size and state.notes == "lr too high"
+    assert replay.bytes_read == size and state.notes == ("lr too high",)
     assert state.rows == first.rows and state.losses == first.losses
 
 
@@ -145,7 +145,7 @@ def test_an_old_run_with_history_json_still_loads(runs_dir):
     shutil.copytree(REPO / "assets" / "default_model", old)
     run = runs.load_run(old)
     history = json.loads((old / "history.json").read_text())
-    assert run.history == history and run.epochs == [8] and run.name == "" and run.notes == ""
+    assert run.history == history and run.epochs == [8] and run.name == "" and run.notes == []
     assert run.status == "finished" and run.probs().shape == (len(run.labels()), 10)
     # a rename of an old run goes to a log of its own; its history still comes from history.json
     append_event(old, {"type": "rename", "name": "shipped"})

@@ -1,0 +1,30 @@
+"""Runs: compare saved trainings, overlay their curves, and rename, export or delete them."""
+
+import streamlit as st
+import torch  # noqa: F401 - import torch in the main thread first (see NOTES: numpy race)
+
+from fmnist_app import runs_view as ui
+from fmnist_app.common import page_setup
+
+page_setup("Runs")
+st.title(":material/table_chart: Runs")
+st.write(
+    "Every saved training. Select rows to overlay their curves; the table shows only the "
+    "parameters that differ between the selected runs (or between all runs)."
+)
+ui.show_message()
+runs = ui.load()
+ui.live_updates(runs)
+if not runs:
+    st.info("No runs yet: train one on the Train page, or import a run's zip below.",
+            icon=":material/info:")  # fmt: skip
+chosen = ui.table(runs)
+curves_col, actions_col = st.columns([2, 1])
+with curves_col:
+    ui.curves(chosen)
+with actions_col:
+    ui.actions(chosen)
+st.subheader("Hyperparameters against accuracy")
+ui.parallel(runs)
+st.subheader("Import and export")
+ui.upload_and_csv(runs)
