@@ -27,7 +27,9 @@ from typing import IO, Any
 
 from fmnist_core.atomic import atomic_writer
 from fmnist_core.config import RANGES
+from fmnist_core.events import EVENTS_FILE
 from fmnist_core.model import build_model
+from fmnist_core.record import EVENTS_LIMIT
 from fmnist_core.runfiles import (
     HISTORY_LIMIT,
     JSON_LIMIT,
@@ -36,8 +38,6 @@ from fmnist_core.runfiles import (
     load_weights,
     weights_limit,
 )
-from fmnist_core.events import EVENTS_FILE
-from fmnist_core.record import EVENTS_LIMIT
 from fmnist_core.runs import Run, find_run, load_run, runs_dir
 
 MAX_EPOCHS = int(RANGES["epochs"][1])
