@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test lint bench setup data
+.PHONY: run test lint bench bench-memory setup data
 
 run: $(VENV)/.stamp-app data
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
@@ -19,6 +19,11 @@ lint: $(VENV)/.stamp-dev
 
 bench: $(VENV)/.stamp-app data
 	$(BIN)/python benchmarks/train_bench.py
+
+# The server's memory over 50 trainings from the Train page (a browser drives it; ~15-30 min).
+bench-memory: $(VENV)/.stamp-dev
+	scripts/ensure_system.sh browser
+	$(BIN)/python benchmarks/server_memory.py
 
 setup: $(VENV)/.stamp-dev data
 
