@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test lint bench bench-listing setup data
+.PHONY: run test lint bench bench-listing bench-memory setup data
 
 run: $(VENV)/.stamp-app data
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
@@ -22,6 +22,11 @@ bench: $(VENV)/.stamp-app data
 
 bench-listing: $(VENV)/.stamp-app
 	$(BIN)/python benchmarks/listing_bench.py
+
+# The server's memory over 50 trainings from the Train page (a browser drives it; ~15-30 min).
+bench-memory: $(VENV)/.stamp-dev
+	scripts/ensure_system.sh browser
+	$(BIN)/python benchmarks/server_memory.py
 
 setup: $(VENV)/.stamp-dev data
 

@@ -15,7 +15,10 @@ failed runs never do.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +47,7 @@ __all__ = [
 ]
 log = logging.getLogger(__name__)
 ACTIVE = ("starting", "running")  # statuses of a job that is still going
+M_ARENA_MAX, ARENAS = -8, 2  # glibc's mallopt() option and the arenas it allows (see below)
 
 
 class JobError(RuntimeError):
@@ -199,6 +203,7 @@ class JobManager:
         with self._lock:  # the same status as the record's; reason: only the job's own failure
             reason = "" if end.status in ("finished", "stopped") else end.reason
             self._state = replace(self._state, status=end.status, reason=reason, stopping=False)
+        release_free_memory()  # freed tensors back to the system (see below)
 
     def _activate(self, run_id: str) -> None:
         try:
@@ -210,6 +215,43 @@ class JobManager:
             self._state = replace(self._state, active=True)
 
 
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (it has ``malloc_trim``), else None (musl, macOS, ...)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
+
+
+_GLIBC = _glibc()
+
+
+def limit_malloc_arenas() -> None:
+    """At most ``ARENAS`` glibc malloc arenas in this process (unless MALLOC_ARENA_MAX is set).
+
+    The server has many short-lived threads that allocate: one per script run and fragment
+    poll, each training's thread and, with 2+ torch threads, its OpenMP workers. glibc gives
+    contending threads their own arenas (up to 8 per core), and a training's freed tensors
+    stay as holes spread over them: with torch's default threads the server grew ~10 MB per
+    quick training (benchmarks/server_memory.py; with MALLOC_ARENA_MAX=2 it stayed flat).
+    Fewer arenas can mean more lock contention in malloc, but here only the training thread
+    and its workers allocate much at a time.
+    """
+    if _GLIBC is not None and not os.environ.get("MALLOC_ARENA_MAX"):
+        _GLIBC.mallopt(M_ARENA_MAX, ARENAS)
+
+
+def release_free_memory() -> None:
+    """Give the memory that a finished training freed back to the system (glibc only).
+
+    ``malloc_trim(0)`` returns the free pages of every arena; a few milliseconds, once per
+    training, after it ended (never while one runs).
+    """
+    if _GLIBC is not None:
+        _GLIBC.malloc_trim(0)
+
+
 @st.cache_resource
 def job_manager() -> JobManager:
     """The one JobManager of this server process, shared by every session and page."""
@@ -218,6 +260,7 @@ def job_manager() -> JobManager:
     # training thread waits: a watched page trained 2-3x slower than the CLI; without it, at
     # the CLI's speed (measured). Python's own threshold-based collection still runs.
     st_config.set_option("runner.postScriptGC", False)
+    limit_malloc_arenas()
     return JobManager(gate=Gate.from_env())
 
 

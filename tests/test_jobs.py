@@ -6,6 +6,8 @@ tests use a scripted starter whose events wait on gates, so nothing depends on t
 
 from __future__ import annotations
 
+import platform
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from fmnist_app import jobs as jobs_module
 from fmnist_app.jobs import JobError, JobManager, JobSnapshot, LossTrace, job_caption
 from fmnist_core import runs
 from fmnist_core.config import TrainConfig
@@ -172,3 +175,61 @@ def test_an_unexpected_error_while_starting_is_a_message_and_the_manager_stays_u
     jobs._starter = ScriptedStarter()
     jobs.start(TINY)
     assert jobs.snapshot().running and jobs.stop() and jobs.join(WAIT)
+
+
+class FakeGlibc:
+    """Records ``malloc_trim`` calls in place of the C library's."""
+
+    def __init__(self) -> None:
+        self.trims: list[int] = []
+        self.options: list[tuple[int, int]] = []
+
+    def mallopt(self, option: int, value: int) -> int:
+        self.options.append((option, value))
+        return 1
+
+    def malloc_trim(self, pad: int) -> int:
+        self.trims.append(pad)
+        return 1
+
+
+def test_each_ended_training_gives_its_freed_memory_back(runs_dir, monkeypatch):
+    # The server grew ~10 MB per training without it (benchmarks/server_memory.py).
+    libc = FakeGlibc()
+    monkeypatch.setattr(jobs_module, "_GLIBC", libc)
+    starter = ScriptedStarter()
+    jobs = JobManager(runs_dir, starter=starter)
+    jobs.start(TINY)
+    assert starter.first_batch.wait(WAIT)
+    assert libc.trims == []  # never while a training runs
+    starter.release.set()
+    assert jobs.join(WAIT) and jobs.snapshot().status == "finished"
+    assert libc.trims == [0]
+    jobs.start(TINY)
+    jobs.stop()
+    assert jobs.join(WAIT) and jobs.snapshot().status == "stopped"
+    assert libc.trims == [0, 0]
+
+
+def test_the_server_limits_malloc_arenas_unless_the_user_chose(monkeypatch):
+    libc = FakeGlibc()
+    monkeypatch.setattr(jobs_module, "_GLIBC", libc)
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    jobs_module.job_manager.clear()
+    try:
+        jobs_module.job_manager()
+    finally:
+        jobs_module.job_manager.clear()
+    assert libc.options == [(jobs_module.M_ARENA_MAX, jobs_module.ARENAS)]
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # glibc read it at start: leave it be
+    jobs_module.limit_malloc_arenas()
+    assert libc.options == [(jobs_module.M_ARENA_MAX, jobs_module.ARENAS)]
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="glibc only",
+)
+def test_glibc_is_found_on_glibc_systems():
+    assert jobs_module._GLIBC is not None
+    jobs_module.release_free_memory()  # the real call works
