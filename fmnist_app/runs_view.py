@@ -18,6 +18,7 @@ from fmnist_app.common import CONFUSION_PAGE, SKETCH_PAGE, plain
 from fmnist_app.confusion import OPEN_RUN_KEY as CM_OPEN_KEY
 from fmnist_app.sketch import OPEN_RUN_KEY as SKETCH_OPEN_KEY
 from fmnist_core import manage, plots
+from fmnist_core.record import follow
 from fmnist_core.runs import Run, RunError, runs_dir, scan_runs, set_active
 
 SELECTED_KEY = "runs_selected"  # run ids
@@ -94,9 +95,14 @@ def curves(chosen: list[Run]) -> None:
             "Select one or more runs in the table to overlay their curves.", icon=":material/info:"
         )
         return
-    x = st.segmented_control("Against", ["epoch", "seconds"], default="epoch", key="runs_x")
+    against, batch, weight = st.columns([2, 2, 3], vertical_alignment="bottom")
+    x = against.segmented_control("Against", ["epoch", "seconds"], default="epoch", key="runs_x")
+    show = batch.toggle("Batch losses", key="runs_batch", help="Every batch's loss, smoothed.")
+    smoothing = weight.slider("Smoothing", 0.0, 0.99, 0.6, 0.01, key="runs_smoothing",
+                              disabled=not show)  # fmt: skip
     series = [(f"{run.name or run.id} ({run.id[-4:]})", run.history) for run in chosen]
-    fig = plots.runs_figure(series, "elapsed_s" if x == "seconds" else "epoch")
+    losses = [list(follow(run.path).losses) for run in chosen] if show else None
+    fig = plots.runs_figure(series, "elapsed_s" if x == "seconds" else "epoch", losses, smoothing)
     st.plotly_chart(fig, width="stretch", key="runs_curves")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas  # noqa: F401 - import before any figure is built: see below
 import plotly.graph_objects as go  # noqa: F401 - used by the figure functions below
 
@@ -169,11 +170,39 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8
            "#e377c2", "#7f7f7f", "#bcbd22")  # fmt: skip
 
 
-def runs_figure(runs: list[tuple[str, list[dict[str, float]]]], x: str = "epoch") -> go.Figure:
+def smooth(values: list[float], weight: float) -> list[float]:
+    """TensorBoard's smoothing: an exponential moving average, debiased at the start (so the
+    first points are not pulled towards 0). ``weight`` 0 = raw, 0.99 = very smooth."""
+    out, avg = [], 0.0
+    for i, value in enumerate(values, start=1):
+        avg = weight * avg + (1 - weight) * value
+        out.append(avg / (1 - weight**i) if weight < 1 else value)
+    return out
+
+
+def _batch_x(points: list[tuple[float, float]], rows: list[dict[str, float]], x: str) -> list:
+    """Fractional epochs of batch losses, or seconds: interpolated between the epochs' ends
+    (a batch of an epoch still running is drawn at the last epoch's end)."""
+    epochs = [p[0] for p in points]
+    if x == "epoch" or not rows:
+        return epochs
+    ends = [0.0] + [float(row["epoch"]) for row in rows]
+    seconds = [0.0] + [float(row["elapsed_s"]) for row in rows]
+    return np.interp(epochs, ends, seconds).tolist()
+
+
+def runs_figure(
+    runs: list[tuple[str, list[dict[str, float]]]],
+    x: str = "epoch",
+    losses: list[list[tuple[float, float]]] | None = None,
+    smoothing: float = 0.6,
+) -> go.Figure:
     """Several runs overlaid: validation accuracy (left) and train/validation loss (right).
 
     ``runs`` are ``(name, history rows)``; ``x`` is "epoch" or "elapsed_s" (seconds since
     the run started). One colour per run; validation loss solid, training loss dotted.
+    ``losses`` (one list of ``(fractional epoch, batch loss)`` per run) adds each run's
+    batch losses to the loss panel, smoothed with ``smoothing`` (see ``smooth``).
     """
     from plotly.subplots import make_subplots  # only this figure needs it
 
@@ -192,6 +221,13 @@ def runs_figure(runs: list[tuple[str, list[dict[str, float]]]], x: str = "epoch"
                 x=xs, y=[row[key] for row in rows], mode="lines", name=f"{name} ({what})",
                 legendgroup=name, showlegend=False, line={"color": colour, "dash": dash},
                 hovertemplate=f"{name}<br>{unit}<br>{what} loss %{{y:.4f}}<extra></extra>",
+            ), row=1, col=2)  # fmt: skip
+        if losses and losses[i]:
+            fig.add_trace(go.Scatter(
+                x=_batch_x(losses[i], rows, x), y=smooth([p[1] for p in losses[i]], smoothing),
+                mode="lines", name=f"{name} (batch loss)", legendgroup=name, showlegend=False,
+                line={"color": colour, "width": 1}, opacity=0.45,
+                hovertemplate=f"{name}<br>{unit}<br>smoothed batch loss %{{y:.4f}}<extra></extra>",
             ), row=1, col=2)  # fmt: skip
     title = "epoch" if x == "epoch" else "seconds of training"
     fig.update_xaxes(title=title)

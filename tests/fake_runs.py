@@ -14,7 +14,7 @@ import torch
 
 from fmnist_core import TrainConfig, build_model
 from fmnist_core.runs import RunRecorder
-from fmnist_core.train import EpochEnd, RunEnd, Started
+from fmnist_core.train import BatchProgress, EpochEnd, RunEnd, Started
 
 N_TEST = 200
 LABELS = torch.arange(N_TEST) % 10
@@ -46,6 +46,8 @@ def make_run(
     for epoch, acc in enumerate(accs, 1):
         state = {k: v.clone() for k, v in build_model(cfg).state_dict().items()}
         loss = 1.0 / epoch
+        events += [BatchProgress(epoch, b, 6, loss + (6 - b) / 10, 100.0, 0.0, 0.1)
+                   for b in range(1, 7)]  # fmt: skip
         events.append(EpochEnd(epoch, len(accs), 6 * loss, loss, loss * 1.1, acc, 1.5,
                                1.5 * epoch, _probs(acc), state))  # fmt: skip
     if status != "running":

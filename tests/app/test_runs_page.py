@@ -86,6 +86,14 @@ def test_select_two_runs_overlays_both_and_shows_only_what_differs(three_runs: R
     names = curve_names(at)
     assert any(b[-4:] in n for n in names) and any(a[-4:] in n for n in names)
     assert len([n for n in names if not n.endswith(")")]) == 0  # every trace names its run
+    assert not any("batch loss" in n for n in names)
+    next(t for t in at.toggle if t.key == "runs_batch").set_value(True).run()
+    names = curve_names(at)  # each run's batch losses, from its event log
+    assert {n for n in names if n.endswith("(batch loss)")} == {
+        n.replace(")", ") (batch loss)", 1)
+        for n in names
+        if n.endswith(f"{a[-4:]})") or n.endswith(f"{b[-4:]})")
+    }
 
 
 def test_rename_note_and_mark_active(three_runs, runs_dir):
