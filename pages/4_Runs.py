@@ -4,10 +4,12 @@ import streamlit as st
 import torch  # noqa: F401 - import torch in the main thread first (see NOTES: numpy race)
 
 from fmnist_app import runs_view as ui
-from fmnist_app.common import page_setup
+from fmnist_app.common import page_setup, show_data_error
 
-page_setup("Runs")
+status = page_setup("Runs")
 st.title(":material/table_chart: Runs")
+if not status.ok:  # saved runs can still be compared and managed; training cannot happen
+    show_data_error(status)
 st.write(
     "Every saved training. Select rows to overlay their curves; the table shows only the "
     "parameters that differ between the selected runs (or between all runs)."

@@ -165,7 +165,7 @@ def test_listing_cache_rereads_only_changed_runs(runs_dir, monkeypatch):
     append_event(a.path, {"type": "rename", "name": "renamed"})  # grows the log in place
     third, _ = runs.scan_runs(runs_dir)
     assert loads == [a.run_id] and {r.id: r.name for r in third} == {
-        a.run_id: "renamed", b.run_id: "",
+        a.run_id: "renamed", b.run_id: "tiny",  # never renamed: its preset's name
     }  # fmt: skip
     shutil.rmtree(b.path)
     assert [r.id for r in runs.scan_runs(runs_dir)[0]] == [a.run_id]
