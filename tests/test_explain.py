@@ -190,3 +190,33 @@ def test_every_config_architecture_has_features_and_head():
     for arch in ("notebook", "bn3"):
         model = build_model(TrainConfig(arch=arch, conv1=4, conv2=8))
         assert len(model.features) >= 2 and isinstance(model.head, torch.nn.Linear)
+
+
+def test_tiles_place_each_map_in_its_cell():
+    from fmnist_core.explain_plots import BACKGROUND, activation_strip, filter_strip  # noqa: PLC0415
+
+    maps = np.zeros((3, 2, 2), dtype=np.float32)
+    maps[1, 0, 0] = 5.0  # map 1's top-left pixel: its own maximum -> white
+    image = activation_strip(maps, cols=2, cell=4)  # 2x2 maps enlarged 2x, 1-pixel gaps
+    assert image.shape == (2 * 5 + 1, 2 * 5 + 1) and image.dtype == np.uint8
+    assert image[0, 0] == BACKGROUND and image[5, 5] == BACKGROUND  # the gaps
+    assert (image[1:3, 6:8] == 255).all() and (image[3:5, 8:10] == 0).all()  # map 1
+    assert (image[1:5, 1:5] == 0).all()  # map 0: all zero stays black
+    kernels = np.array([[[-1.0, 0.0], [0.0, 1.0]]])
+    rgb = filter_strip(kernels, cell=2)
+    assert rgb.shape == (4, 4, 3)
+    assert rgb[1, 1, 2] > rgb[1, 1, 0] and rgb[2, 2, 0] > rgb[2, 2, 2]  # - blue, + red
+
+
+def test_cam_overlay_and_epochs_figure():
+    from fmnist_core.data import CLASSES  # noqa: PLC0415
+    from fmnist_core.explain_plots import cam_overlay, epochs_figure  # noqa: PLC0415
+
+    cam = np.zeros((4, 4))
+    cam[0, 0] = 1.0
+    out = cam_overlay(np.zeros((4, 4)), cam, px=8)
+    assert out.shape == (8, 8, 3) and out[0, 0].sum() > out[7, 7].sum()
+    probs = np.full((10, 10), 0.1)
+    fig = epochs_figure(list(range(1, 11)), probs, CLASSES, highlight=[2], marked_epoch=4)
+    assert len(fig.data) == 10 and all(len(trace.x) == 10 for trace in fig.data)
+    assert fig.data[2].line.width > fig.data[0].line.width
