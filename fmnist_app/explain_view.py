@@ -103,3 +103,26 @@ def epochs_panel(key: str, run: Run | None, tensor: Any) -> None:
         _epochs_body(key, run.path, tensor, live)
 
     body()
+
+
+def image_detail(key: str, run: Run, epoch: int, tensor: Any, true: int, pred: int) -> None:
+    """One test image large, with Grad-CAM for its true and predicted class side by side,
+    its top-3 (from the model at ``epoch``) and its probabilities through the run's epochs."""
+    try:
+        model = epoch_model(str(run.path), epoch)
+    except RunError as exc:
+        st.error(f"Could not load epoch {epoch} of this run: {plain(exc)}.")
+        return
+    expl = explain(model, tensor, classes=list(dict.fromkeys([true, pred])))
+    image = tensor[0, 0].numpy()
+    cols = st.columns(3)
+    cols[0].image(cam_overlay(image, np.zeros_like(image), 2 * CAM_PX, alpha=0.0),
+                  caption=f"The image (true class {CLASSES[true]})")  # fmt: skip
+    for col, cls, cam in zip(cols[1:], expl.classes, expl.cams, strict=False):
+        what = " and ".join(w for w, c in (("true", true), ("predicted", pred)) if c == cls)
+        col.image(cam_overlay(image, cam, 2 * CAM_PX),
+                  caption=f"Evidence for {CLASSES[cls]} ({what}, Grad-CAM)")  # fmt: skip
+    top3 = np.argsort(-expl.probs)[:3]
+    st.markdown("Top-3 after epoch " + f"{epoch}: " + ", ".join(
+        f"**{CLASSES[k]}** {expl.probs[k]:.1%}" for k in top3))  # fmt: skip
+    epochs_panel(key, run, tensor)

@@ -106,3 +106,23 @@ def test_the_chart_grows_while_the_run_trains(tiny_env, runs_dir):
     at.run()  # what the fragment's poll does (AppTest does not tick fragments by itself)
     assert not at.exception, at.exception
     assert epochs_chart(at)["data"][0]["x"] == [1, 2, 3]
+
+
+def test_confusion_gallery_image_opens_with_grad_cam_top3_and_epochs(tiny_env, runs_dir):
+    from tests.app.test_confusion_page import open_page as open_confusion  # noqa: PLC0415
+    from tests.app.test_confusion_page import write_known_run  # noqa: PLC0415
+
+    write_known_run(runs_dir)  # epoch 2: test images 16, 46, 86 are Shirts called T-shirt/top
+    at = open_confusion()
+    assert (at.session_state["cm_true"], at.session_state["cm_pred"]) == (6, 0)
+    assert not any("Evidence for" in c for c in captions(at))
+    at.button(key="cm_open_46").click().run()
+    assert not at.exception, at.exception
+    shown = captions(at)
+    assert "Evidence for Shirt (true, Grad-CAM)" in shown
+    assert "Evidence for T-shirt/top (predicted, Grad-CAM)" in shown
+    assert any("Test image #46" in m.value for m in at.markdown)
+    assert any(m.value.startswith("Top-3 after epoch 2") for m in at.markdown)
+    assert epochs_chart(at)["data"][0]["x"] == [1, 2]
+    at.button(key="cm_close").click().run()
+    assert not any("Evidence for" in c for c in captions(at))
