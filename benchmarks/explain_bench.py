@@ -55,7 +55,7 @@ def panel(model: torch.nn.Module, tensor: torch.Tensor, probs: np.ndarray) -> No
     top, other = (int(k) for k in np.argsort(-probs)[:2])
     expl = explain(model, tensor, classes=[top, other])
     image = tensor[0, 0].numpy()
-    pictures = [cam_overlay(image, cam) for cam in expl.cams]
+    pictures = [cam_overlay(image, cam, 300) for cam in expl.cams]  # as the page builds them
     pictures.append(filter_strip(first_filters(model)))
     pictures += [activation_strip(maps) for maps in expl.activations]
     for picture in pictures:

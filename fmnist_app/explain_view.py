@@ -33,6 +33,18 @@ def epoch_model(path: str, epoch: int) -> nn.Module:
     return load_run(path).load_model(epoch)
 
 
+def _show(column: Any, pixels: np.ndarray, caption: str, fill: bool = False) -> None:
+    """An image as wide as its column (``fill``: the side-by-side overlays, whose columns are
+    narrower than an overlay at 800 px, where a fixed width overflowed the page), else at
+    its own pixel width: "content" showed a lone 150-px overlay ~270 px wide, blurred."""
+    width = "stretch" if fill else int(pixels.shape[1]) if pixels.shape[1] <= CAM_PX else "content"
+    column.image(pixels, caption=caption, width=width)
+
+
+def _strip_cols(n: int) -> int:
+    return 8 if n <= 32 else 16  # rows of 8 stay legible in a half-width column at 800 px
+
+
 def _why_not(key: str, probs: np.ndarray) -> int:
     top = int(probs.argmax())
     runner_up = int(np.argsort(-probs)[1])
@@ -54,14 +66,17 @@ def explain_panel(key: str, model: nn.Module, tensor: Any, probs: np.ndarray) ->
     cols = st.columns(2)
     for col, cls, cam in zip(cols, expl.classes, expl.cams, strict=True):
         what = "predicted" if cls == top else "picked"
-        col.image(cam_overlay(image, cam, CAM_PX),
-                  caption=f"Evidence for {CLASSES[cls]} ({what}, Grad-CAM)")  # fmt: skip
+        _show(col, cam_overlay(image, cam, 2 * CAM_PX),
+              f"Evidence for {CLASSES[cls]} ({what}, Grad-CAM)", fill=True)  # fmt: skip
     filters = first_filters(model)
-    st.image(filter_strip(filters), caption=f"First layer's {len(filters)} filters "
-             "(blue: negative weights, red: positive)")  # fmt: skip
+    _show(
+        st,
+        filter_strip(filters, _strip_cols(len(filters))),
+        f"First layer's {len(filters)} filters (blue: negative weights, red: positive)",
+    )
     for n, maps in enumerate(expl.activations, start=1):
         c, h, w = maps.shape
-        st.image(activation_strip(maps), caption=f"Block {n}: {c} maps of {h}x{w}")
+        _show(st, activation_strip(maps, _strip_cols(c)), f"Block {n}: {c} maps of {h}x{w}")
 
 
 def _epochs_body(key: str, path: Path, tensor: Any, live: bool) -> None:
@@ -85,9 +100,11 @@ def _epochs_body(key: str, path: Path, tensor: Any, live: bool) -> None:
     figure = epochs_figure(run.epochs, probs, CLASSES, highlight=[top], marked_epoch=chosen)
     st.plotly_chart(figure, key=f"explain_epochs_{key}", config={"displayModeBar": False})
     cam = explain(models[at], tensor, classes=[top]).cams[0]
-    st.image(cam_overlay(tensor[0, 0].numpy(), cam, CAM_PX),
-             caption=f"Epoch {chosen}: {CLASSES[top]} ({probs[at, top]:.1%}), "
-             "its evidence (Grad-CAM)")  # fmt: skip
+    _show(
+        st,
+        cam_overlay(tensor[0, 0].numpy(), cam, CAM_PX),
+        f"Epoch {chosen}: {CLASSES[top]} ({probs[at, top]:.1%}), its evidence (Grad-CAM)",
+    )
 
 
 def epochs_panel(key: str, run: Run | None, tensor: Any) -> None:
@@ -116,12 +133,18 @@ def image_detail(key: str, run: Run, epoch: int, tensor: Any, true: int, pred: i
     expl = explain(model, tensor, classes=list(dict.fromkeys([true, pred])))
     image = tensor[0, 0].numpy()
     cols = st.columns(3)
-    cols[0].image(cam_overlay(image, np.zeros_like(image), 2 * CAM_PX, alpha=0.0),
-                  caption=f"The image (true class {CLASSES[true]})")  # fmt: skip
+    _show(
+        cols[0],
+        cam_overlay(image, np.zeros_like(image), 2 * CAM_PX, alpha=0.0),
+        f"The image (true class {CLASSES[true]})",
+    )
     for col, cls, cam in zip(cols[1:], expl.classes, expl.cams, strict=False):
         what = " and ".join(w for w, c in (("true", true), ("predicted", pred)) if c == cls)
-        col.image(cam_overlay(image, cam, 2 * CAM_PX),
-                  caption=f"Evidence for {CLASSES[cls]} ({what}, Grad-CAM)")  # fmt: skip
+        _show(
+            col,
+            cam_overlay(image, cam, 2 * CAM_PX),
+            f"Evidence for {CLASSES[cls]} ({what}, Grad-CAM)",
+        )
     top3 = np.argsort(-expl.probs)[:3]
     st.markdown("Top-3 after epoch " + f"{epoch}: " + ", ".join(
         f"**{CLASSES[k]}** {expl.probs[k]:.1%}" for k in top3))  # fmt: skip
