@@ -126,3 +126,13 @@ def test_confusion_gallery_image_opens_with_grad_cam_top3_and_epochs(tiny_env, r
     assert epochs_chart(at)["data"][0]["x"] == [1, 2]
     at.button(key="cm_close").click().run()
     assert not any("Evidence for" in c for c in captions(at))
+
+
+def test_draw_and_test_image_tabs_each_have_their_panels(tiny_env, runs_dir):
+    write_epochs_run(runs_dir, epochs=3)
+    at = drawn(open_page())
+    at.button(key="sketch_random").click().run()
+    assert not at.exception, at.exception
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}) for c in at.get("plotly_chart")]
+    assert sum("each epoch" in t.get("text", "") for t in titles) == 2  # one per tab
+    assert at.selectbox(key="explain_class_test") and at.select_slider(key="explain_epoch_test")
