@@ -18,6 +18,7 @@ import streamlit as st
 import torch
 
 from fmnist_app.common import TRAIN_PAGE, plain
+from fmnist_app.explain_view import image_detail
 from fmnist_core import CLASSES, DataError, Run, RunError, active_run, load_dataset
 from fmnist_core.evaluate import (
     accuracy,
@@ -28,11 +29,13 @@ from fmnist_core.evaluate import (
 )
 from fmnist_core.plots import confusion_figure
 from fmnist_core.runs import scan_runs
+from fmnist_core.sketch import from_frame
 
 CHART_KEY = "cm_chart"
 TRUE_KEY, PRED_KEY = "cm_true", "cm_pred"
 PAGE_KEY, PAGE_FOR_KEY = "cm_page", "cm_page_for"
 LAST_CLICK_KEY = "cm_last_click"
+OPENED_KEY = "cm_opened"  # the test index of the gallery image opened large (None: none)
 PER_PAGE, COLUMNS, SCALE = 24, 8, 4
 METRICS = ("precision", "recall", "f1")
 
@@ -230,8 +233,30 @@ def gallery(view: View) -> None:
     items, _ = cell_images(
         view.labels, view.probs, images, true, pred, (page - 1) * PER_PAGE, PER_PAGE, SCALE
     )
+    opened(view, images)
     for row in range(0, len(items), COLUMNS):  # row by row: reading order = element order
         for column, item in zip(st.columns(COLUMNS), items[row : row + COLUMNS], strict=False):
             with column:
                 st.image(item.image.numpy(), caption=item.caption)
                 st.caption(f"#{item.index} · top-3: {item.top3_text}")
+                st.button("Open", key=f"cm_open_{item.index}", icon=":material/zoom_in:",
+                          on_click=_open, args=(item.index,))  # fmt: skip
+
+
+def _open(index: int | None) -> None:
+    st.session_state[OPENED_KEY] = index
+
+
+def opened(view: View, images: torch.Tensor) -> None:
+    """The gallery image opened with its button: large, with what the network saw in it."""
+    index = st.session_state.get(OPENED_KEY)
+    if not (isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(images)):
+        return  # none opened (or a value no button sends)
+    true, pred = int(view.labels[index]), int(view.probs[index].argmax())
+    with st.container(border=True):
+        head, close = st.columns([5, 1], vertical_alignment="center")
+        head.markdown(f"##### :material/zoom_in: Test image #{index}: true *{CLASSES[true]}*, "
+                      f"predicted *{CLASSES[pred]}* (epoch {view.epoch})")  # fmt: skip
+        close.button("Close", key="cm_close", icon=":material/close:", on_click=_open, args=(None,))
+        tensor = from_frame(images[index].numpy(), view.run.config.image_size).tensor
+        image_detail("cm", view.run, view.epoch, tensor, true, pred)

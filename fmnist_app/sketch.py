@@ -1,7 +1,8 @@
 """Streamlit glue of the Sketch page: model picker, canvas controls, and the result panel.
 
 The page draws, uploads or picks an image; ``show_result`` frames it (fmnist_core.sketch),
-predicts and shows what the model sees, the top class and all 10 probabilities.
+predicts and shows what the model sees, the top class and all 10 probabilities, then what
+the network sees inside and how its answer changed through the epochs (explain_view.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from PIL import Image
 from torch import nn
 
 from fmnist_app.common import TRAIN_PAGE, plain
+from fmnist_app.explain_view import epochs_panel, explain_panel
 from fmnist_core import CLASSES, DataError, Run, RunError, active_run, load_run
 from fmnist_core.plots import probability_figure
 from fmnist_core.runs import scan_runs
@@ -50,6 +52,7 @@ class Loaded:
     image_size: int
     label: str
     default: bool  # the shipped default model
+    run: Run | None = None  # where the model's epochs are (for "through the epochs")
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -105,7 +108,7 @@ def pick_model() -> Loaded | None:
     except RunError as exc:
         st.error(f"Could not load this model: {plain(exc)}. Pick another one or train a new one.")
         return None
-    return Loaded(model, run.config.image_size, label, default)
+    return Loaded(model, run.config.image_size, label, default, run)
 
 
 def _clear() -> None:
@@ -205,6 +208,8 @@ def show_result(key: str, image: Any, loaded: Loaded, fill: bool = True,
             st.markdown(f"True class: **{CLASSES[true_label]}** ({verdict})")
     figure = probability_figure(probs.tolist(), CLASSES, true_label)
     st.plotly_chart(figure, key=f"sketch_bars_{key}", config={"displayModeBar": False})
+    explain_panel(key, loaded.model, prepared.tensor, probs)
+    epochs_panel(key, loaded.run, prepared.tensor)
 
 
 def upload(loaded: Loaded, fill: bool) -> None:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m fmnist_core train|runs|evaluate|export|import`` on the app's core.
+"""Command line: ``python -m fmnist_core train|runs|evaluate|export|import|explain``.
 
 Usage::
 
@@ -8,6 +8,7 @@ Usage::
     python -m fmnist_core evaluate RUN_ID [--epoch N]
     python -m fmnist_core export RUN_ID DEST [--epoch N]      # DEST.zip: the whole run
     python -m fmnist_core import FILE.zip
+    python -m fmnist_core explain RUN_ID --test-index N [--epoch E] [--out DIR]  # PNGs
 
 No command ends in a traceback: errors are one line on stderr, with the exit status in
 ``EXIT_STATUS`` (also shown by ``--help``).
@@ -21,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fmnist_core import cli_runs
+from fmnist_core import cli_explain, cli_runs
 from fmnist_core import config as C
 from fmnist_core.atomic import atomic_write_bytes, atomic_write_json
 from fmnist_core.cli_train import discard, run_training
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     for p, what in ((ev, "evaluate"), (ex, "export")):
         p.add_argument("--epoch", type=_epoch, help=f"epoch to {what}, from 1 (default: the last)")
         p.add_argument("--runs-dir", type=_folder)
+    cli_explain.add_parser(sub, _subparser, _folder, _epoch)
     return parser
 
 
@@ -256,6 +258,8 @@ def _run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         return cli_runs.export_zip(args) if is_zip else cmd_export(args)
     if args.command == "import":
         return cli_runs.import_zip(args)
+    if args.command == "explain":
+        return cli_explain.cmd_explain(args, _error)
     return cmd_evaluate(args)
 
 

@@ -3,6 +3,11 @@
 - ``notebook``: the classic notebook's network (conv 5x5 pad 2 -> ReLU -> maxpool 2, twice,
   then one linear layer), with its channel counts and input size as parameters.
 - ``bn3``: three conv blocks with batch-norm, used by the ``strong`` preset.
+
+Every architecture exposes its parts the same way, so explanations (fmnist_core.explain) need
+no per-architecture names: ``model.features`` is an ``nn.Sequential`` of conv blocks (each
+block's output is one set of activation maps) and ``model.head`` the classifier, with
+``model(x) == model.head(model.features(x).flatten(1))`` (tests/test_explain.py checks it).
 """
 
 from __future__ import annotations
@@ -14,6 +19,17 @@ from fmnist_core.config import TrainConfig
 from fmnist_core.data import NUM_CLASSES
 
 
+class _NotebookBlock(nn.Module):
+    """conv -> ReLU -> maxpool 2, on the model's own conv and pool modules."""
+
+    def __init__(self, conv: nn.Conv2d, pool: nn.MaxPool2d) -> None:
+        super().__init__()
+        self.conv, self.pool = conv, pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(torch.relu(self.conv(x)))
+
+
 class NotebookCNN(nn.Module):
     def __init__(self, conv1: int = 16, conv2: int = 32, image_size: int = 16) -> None:
         super().__init__()
@@ -22,10 +38,23 @@ class NotebookCNN(nn.Module):
         self.pool = nn.MaxPool2d(2)
         side = image_size // 4
         self.fc1 = nn.Linear(conv2 * side * side, NUM_CLASSES)
+        # The blocks wrap the modules above without being registered as submodules, so the
+        # state_dict keys (cnn1.*, cnn2.*, fc1.*) of saved runs and assets/ stay the same.
+        # .to()/.eval() reach the wrapped modules through their registered names.
+        blocks = nn.Sequential(_NotebookBlock(self.cnn1, self.pool),
+                               _NotebookBlock(self.cnn2, self.pool))  # fmt: skip
+        object.__setattr__(self, "_blocks", blocks)
+
+    @property
+    def features(self) -> nn.Sequential:
+        return self._blocks
+
+    @property
+    def head(self) -> nn.Linear:
+        return self.fc1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 1, S, S)
-        x = self.pool(torch.relu(self.cnn1(x)))  # (B, c1, S/2, S/2)
-        x = self.pool(torch.relu(self.cnn2(x)))  # (B, c2, S/4, S/4)
+        x = self.features(x)  # (B, c1, S/2, S/2) after block 0, (B, c2, S/4, S/4) after 1
         return self.fc1(x.flatten(1))  # (B, 10) logits
 
 

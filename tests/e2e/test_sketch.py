@@ -56,7 +56,7 @@ def test_draw_predict_and_clear(page: Page, server: Server, active_trained_run: 
     size = run.config.image_size
     expect(main(page).get_by_text(f"What the model sees ({size}x{size})")).to_be_visible()
     expect(main(page).get_by_text(EMPTY_MESSAGE)).to_have_count(0)
-    chart = main(page).get_by_test_id("stPlotlyChart")
+    chart = main(page).get_by_test_id("stPlotlyChart").first  # then the epochs chart
     expect(chart).to_be_visible()
     drawing = main(page).locator("canvas.lower-canvas.dc-canvas")
     want = predict(run.load_model(), prepare(canvas_rgba(drawing), size).tensor)
