@@ -172,20 +172,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pick_epoch(run: Run, epoch: int | None) -> int:
-    """``epoch`` (default: the last) if the run has it; the same rule for evaluate and export."""
-    if not run.epochs:
-        raise RunError(f"run {run.id} has no completed epoch")
-    epoch = run.epochs[-1] if epoch is None else epoch
-    if epoch not in run.epochs:
-        raise RunError(f"run {run.id} has no epoch {epoch}; it has {run.epochs}")
-    return epoch
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         run = find_run(args.run_id, args.runs_dir)
-        epoch = _pick_epoch(run, args.epoch)
+        epoch = run.checked_epoch(args.epoch)  # evaluate and export alike
         probs, labels = run.probs(epoch), run.labels()
     except RunError as exc:
         return _error(exc)
@@ -215,7 +205,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     dest = Path(args.dest)
     try:
         run = find_run(args.run_id, args.runs_dir)
-        epoch = _pick_epoch(run, args.epoch)
+        epoch = run.checked_epoch(args.epoch)  # evaluate and export alike
         status = _exported_status(run)
         if dest.exists() and any(dest.iterdir()):
             raise RunError(f"{dest} is not empty; export into a new folder")

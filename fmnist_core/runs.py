@@ -160,7 +160,8 @@ class Run:
         acc = f"{self.final_val_acc:.1%}" if self.final_val_acc is not None else "-"
         return f"{self.id} ({self.status_text}, {len(self.history)} ep, {acc})"
 
-    def _epoch(self, epoch: int | None) -> int:
+    def checked_epoch(self, epoch: int | None) -> int:
+        """``epoch`` (default: the last) if the run has it, else RunError saying which it has."""
         if not self.history:
             raise RunError(f"run {self.id} has no completed epoch")
         epoch = self.epochs[-1] if epoch is None else epoch
@@ -170,7 +171,7 @@ class Run:
 
     def load_model(self, epoch: int | None = None) -> nn.Module:
         """The model after ``epoch`` (default: the last), in eval mode, on the CPU."""
-        path = self.path / f"epoch_{self._epoch(epoch):03d}.pt"
+        path = self.path / f"epoch_{self.checked_epoch(epoch):03d}.pt"
         model = build_model(self.config)
         state = check_state_dict(path, load_weights(path, weights_limit(model)))
         try:
@@ -181,7 +182,7 @@ class Run:
 
     def probs(self, epoch: int | None = None) -> torch.Tensor:
         """Test-set probabilities (N, 10) float32 after ``epoch`` (default: the last)."""
-        path = self.path / f"probs_{self._epoch(epoch):03d}.pt"
+        path = self.path / f"probs_{self.checked_epoch(epoch):03d}.pt"
         n = len(self.labels())  # one row per test image
         return check_probs(path, load_weights(path, PROBS_LIMIT), n)
 
