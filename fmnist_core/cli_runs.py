@@ -41,9 +41,11 @@ def add_runs_actions(runs_parser: argparse.ArgumentParser, folder: Any) -> None:
     note = actions.add_parser("note", help="add a note to a run")
     note.add_argument("run_id")
     note.add_argument("text", help="at most 2,000 characters")
-    delete = actions.add_parser("delete", help="delete a run (not one still training)")
+    delete = actions.add_parser(
+        "delete", help="delete a run (never one still training; if it is the active model, the "
+        "newest finished run takes over)",
+    )  # fmt: skip
     delete.add_argument("run_id")
-    delete.add_argument("--force", action="store_true", help="also if it is the active model")
     prune = actions.add_parser("prune", help="delete all but the newest runs (never the "
                                "active run or one still training)")  # fmt: skip
     prune.add_argument("--keep", type=_count, required=True, help="how many ended runs to keep")
@@ -87,7 +89,8 @@ def run_action(args: argparse.Namespace) -> int:
             run = manage.add_note(args.run_id, args.text, args.runs_dir)
             print(f"run {run.id} has {len(run.notes)} note(s)")
         elif args.action == "delete":
-            was_active = manage.delete(args.run_id, args.runs_dir, args.force)
+            # Naming the run on the command line is the confirmation (the page asks for one).
+            was_active = manage.delete(args.run_id, args.runs_dir, force=True)
             extra = " (it was the active model; the newest finished run is now)" * was_active
             print(f"deleted run {args.run_id}{extra}")
         else:

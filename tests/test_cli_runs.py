@@ -28,7 +28,7 @@ def test_train_then_json_export_delete_import_evaluate(tiny_env, runs_dir, tmp_p
     run_id, zip_path = row["run_id"], str(tmp_path / "r.zip")
     report = run_cli("evaluate", run_id).stdout
     run_cli("export", run_id, zip_path)
-    assert f"deleted run {run_id}" in run_cli("runs", "delete", run_id, "--force").stdout
+    assert f"deleted run {run_id}" in run_cli("runs", "delete", run_id).stdout
     assert run_cli("runs", "--json").stdout == ""
     assert f"imported run {run_id}" in run_cli("import", zip_path).stdout
     (again,) = [json.loads(line) for line in run_cli("runs", "--json").stdout.splitlines()]
@@ -52,8 +52,11 @@ def test_errors_are_one_line_with_exit_statuses(runs_dir, capsys, tmp_path):
     run_id = make_run(runs_dir)
     set_active(run_id, runs_dir)
     d = ("--runs-dir", str(runs_dir))
+    code, out, _ = main(capsys, "runs", "delete", run_id, *d)  # the active model: it says so
+    assert code == 0 and "it was the active model" in out and not (runs_dir / run_id).exists()
+    run_id = make_run(runs_dir, status="running")  # a run still training is never deleted
     code, _, err = main(capsys, "runs", "delete", run_id, *d)
-    assert code == 1 and "active model" in err and "--force" in err
+    assert code == 1 and "still training" in err and (runs_dir / run_id).is_dir()
     code, _, err = main(capsys, "runs", "rename", "nope", "x", *d)
     assert code == 1 and err.startswith("error: no run 'nope'")
     (tmp_path / "junk.zip").write_bytes(b"junk")

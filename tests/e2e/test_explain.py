@@ -53,8 +53,9 @@ def test_panel_why_not_and_epoch_slider(page: Page, server: Server, active_train
 
     other = "Sandal" if predicted != "Sandal" else "Bag"
     main(page).get_by_role("combobox", name="Why not...?").click()
-    page.keyboard.type(other)  # the select box filters its options as one types
-    page.keyboard.press("Enter")
+    # Click the option itself once the list shows it (typing + Enter raced the list's opening
+    # on a loaded machine: Enter came before the filtered list and picked nothing).
+    page.get_by_role("option", name=re.compile(rf"^{other} \(")).click()  # "Sandal (0.3%)"
     expect(captions.filter(has_text=f"Evidence for {other} (picked")).to_have_count(1)
 
     expect(captions.filter(has_text=f"Epoch {run.epochs[-1]}: ")).to_have_count(1)
