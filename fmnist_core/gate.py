@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from fmnist_core.train import BatchProgress, EpochEnd, Event
+from fmnist_core.events import BatchProgress, EpochEnd, Event
 
 ENV = "FMNIST_TEST_GATE"
 POINTS = ("step", "epoch")  # hold after global batch step N, or after the end of epoch N
