@@ -205,7 +205,10 @@ def test_each_ended_training_gives_its_freed_memory_back(runs_dir, monkeypatch):
     starter.release.set()
     assert jobs.join(WAIT) and jobs.snapshot().status == "finished"
     assert libc.trims == [0]
+    starter.release.clear()  # the second run is held at its first batch until stopped
+    starter.first_batch.clear()
     jobs.start(TINY)
+    assert starter.first_batch.wait(WAIT)
     jobs.stop()
     assert jobs.join(WAIT) and jobs.snapshot().status == "stopped"
     assert libc.trims == [0, 0]
