@@ -32,7 +32,8 @@ from fmnist_core.dynamics import (
 
 # Five images over four epochs (1 = right). Known by hand:
 #   0: learned at 1, never forgotten        1: learned at 3, forgotten once (right at 1 only)
-#   2: never right -> never learned         3: right, wrong, right, wrong -> forgotten 2, not learned
+#   2: never right -> never learned
+#   3: right, wrong, right, wrong -> forgotten twice, not learned
 #   4: learned at 4 (right only at the last epoch)
 CORRECT = np.array(
     [[1, 1, 0, 1, 0],
