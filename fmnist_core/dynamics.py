@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from fmnist_core.data import NUM_CLASSES, stratified_subset
+from fmnist_core.runs import Run
 
 NOT_LEARNED = -1  # learned_at of an image wrong at the last epoch
 BINS = 15  # reliability bins of equal width over [0, 1] (Guo et al. use 15)
@@ -234,3 +235,45 @@ def calibrate(probs: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> Calib
     raw = ece(*confidence(probs[held], labels[held]))
     scaled = ece(*confidence(scale_probs(probs[held], t), labels[held]))
     return Calibration(t, raw, scaled)
+
+
+# --- a run's saved files -> the views' inputs -------------------------------------------
+
+
+def run_predictions(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(predicted class (E, N), confidence (E, N), labels (N,)) from every saved epoch."""
+    labels = run.labels()
+    preds, confs = [], []
+    for epoch in run.epochs:
+        conf, pred = run.probs(epoch).float().max(dim=1)
+        preds.append(pred.numpy())
+        confs.append(conf.numpy())
+    return np.stack(preds), np.stack(confs), labels.numpy()
+
+
+def run_calibration(run: Run) -> list[Calibration]:
+    """Temperature and held-out ECE (before and after) of every saved epoch."""
+    labels = run.labels()
+    return [calibrate(run.probs(epoch), labels) for epoch in run.epochs]
+
+
+def feature_sample(labels: torch.Tensor, n: int = 2000) -> torch.Tensor:
+    """The fixed stratified sample of test indices the feature view shows (all if fewer)."""
+    return stratified_subset(labels, n, seed=0)
+
+
+def aligned(coords: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``coords`` scaled to the overall spread (RMS distance from the centre) of
+    ``reference``: an early epoch's features are smaller or larger, not elsewhere."""
+    spread = np.sqrt((coords**2).sum(1).mean())
+    target = np.sqrt((reference**2).sum(1).mean())
+    return coords * (target / spread if spread > 0 else 1.0)
+
+
+def axis_ranges(reference: np.ndarray, pad: float = 0.15) -> tuple[tuple[float, float], ...]:
+    """Fixed axis ranges around ``reference`` (N, 2): the final epoch's points, padded."""
+    lo, hi = reference.min(0), reference.max(0)
+    width = np.maximum(hi - lo, 1e-6)
+    return tuple(
+        (float(a - pad * w), float(b + pad * w)) for a, b, w in zip(lo, hi, width, strict=True)
+    )
