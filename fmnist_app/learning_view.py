@@ -53,8 +53,7 @@ def features(path: str, epoch: int) -> torch.Tensor:
     run = load_run(path)
     tensors = load_tensors(run.config.image_size)
     index = dyn.feature_sample(tensors.test_y, SAMPLE)
-    with torch.inference_mode():
-        return dyn.penultimate_features(run.load_model(epoch), tensors.test_x[index])
+    return dyn.run_features(run, epoch, tensors.test_x[index])
 
 
 def test_images(run: Run) -> torch.Tensor | None:

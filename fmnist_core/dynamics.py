@@ -189,27 +189,32 @@ def scale_probs(probs: torch.Tensor, temperature: float) -> torch.Tensor:
     return torch.softmax(probs.float().clamp_min(_TINY).log() / temperature, dim=1)
 
 
-def _nll(logp: torch.Tensor, labels: torch.Tensor, log_t: float) -> float:
-    return float(torch.nn.functional.cross_entropy(logp / np.exp(log_t), labels))
+def _nll(shifted: np.ndarray, gap: np.ndarray, log_t: float) -> float:
+    """Mean NLL of softmax(log p / T), from ``shifted`` = log p - its row maximum (<= 0) and
+    ``gap`` = row maximum - log p[label] (>= 0): no max per call, float32 numpy."""
+    inv_t = np.float32(np.exp(-log_t))
+    return float((np.log(np.exp(shifted * inv_t).sum(axis=1)) + gap * inv_t).mean())
 
 
 def fit_temperature(probs: torch.Tensor, labels: torch.Tensor) -> float:
     """The T in [0.05, 20] minimising the mean NLL of softmax(log p / T): a golden-section
     search on log T (the NLL is convex in 1/T, so it has one minimum)."""
-    logp = probs.float().clamp_min(_TINY).log()
+    logp = probs.float().clamp_min(_TINY).log().numpy()
+    top = logp.max(axis=1)
+    shifted, gap = logp - top[:, None], top - logp[np.arange(len(logp)), labels.numpy()]
     lo, hi = np.log(0.05), np.log(20.0)
     g = (np.sqrt(5) - 1) / 2
     a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-    fa, fb = _nll(logp, labels, a), _nll(logp, labels, b)
-    for _ in range(40):  # the bracket shrinks by 0.618 each step: 40 steps ~ 1e-8 of it
+    fa, fb = _nll(shifted, gap, a), _nll(shifted, gap, b)
+    for _ in range(30):  # the bracket (6 in log T) shrinks by 0.618 a step: to ~1e-6
         if fa < fb:
             hi, b, fb = b, a, fa
             a = hi - g * (hi - lo)
-            fa = _nll(logp, labels, a)
+            fa = _nll(shifted, gap, a)
         else:
             lo, a, fa = a, b, fb
             b = lo + g * (hi - lo)
-            fb = _nll(logp, labels, b)
+            fb = _nll(shifted, gap, b)
     return float(np.exp((lo + hi) / 2))
 
 
@@ -228,9 +233,14 @@ class Calibration:
     ece_scaled: float  # on the evaluation half, after temperature scaling
 
 
-def calibrate(probs: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> Calibration:
-    """Fit T on one stratified half of the rows and measure ECE on the other half."""
-    fit, held = calibration_split(labels, seed)
+def calibrate(
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    split: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> Calibration:
+    """Fit T on one stratified half of the rows and measure ECE on the other half
+    (``split``: calibration_split(labels), computed here when not given)."""
+    fit, held = split if split is not None else calibration_split(labels)
     t = fit_temperature(probs[fit], labels[fit])
     raw = ece(*confidence(probs[held], labels[held]))
     scaled = ece(*confidence(scale_probs(probs[held], t), labels[held]))
@@ -254,7 +264,16 @@ def run_predictions(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def run_calibration(run: Run) -> list[Calibration]:
     """Temperature and held-out ECE (before and after) of every saved epoch."""
     labels = run.labels()
-    return [calibrate(run.probs(epoch), labels) for epoch in run.epochs]
+    split = calibration_split(labels)
+    return [calibrate(run.probs(epoch), labels, split) for epoch in run.epochs]
+
+
+def run_features(run: Run, epoch: int, x: torch.Tensor) -> torch.Tensor:
+    """Penultimate features of ``x`` after ``epoch``. The freshly loaded model is switched to
+    channels_last: the same maths, ~1.8x faster on this CPU (converting only the input is not)."""
+    model = run.load_model(epoch).to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        return penultimate_features(model, x.contiguous(memory_format=torch.channels_last))
 
 
 def feature_sample(labels: torch.Tensor, n: int = 2000) -> torch.Tensor:
