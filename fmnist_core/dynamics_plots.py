@@ -12,8 +12,6 @@ import numpy as np
 import pandas  # noqa: F401 - imported before any figure is built (see fmnist_core.plots)
 import plotly.graph_objects as go
 
-from fmnist_core.plots import PALETTE
-
 _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 RIGHT, WRONG = "#2ca02c", "#d62728"
 TEN = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -26,6 +24,14 @@ def _layout(fig: go.Figure, title: str, height: int = 320, **axes: dict) -> go.F
         legend={"font": {"size": 10}}, **axes,
     )  # fmt: skip
     return fig
+
+
+def _blues(n: int) -> list[str]:
+    """``n`` blues from dark to light."""
+    dark, light = np.array([8, 48, 107]), np.array([158, 202, 225])
+    steps = np.linspace(0, 1, max(n, 2))[:n]
+    rgbs = [(dark + t * (light - dark)).astype(int) for t in steps]
+    return [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in rgbs]
 
 
 def flips_figure(epochs: Sequence[int], forgot: np.ndarray, learned: np.ndarray) -> go.Figure:
@@ -49,7 +55,7 @@ def class_epoch_figure(
     fig = go.Figure(go.Heatmap(
         z=z, x=[str(e) for e in epochs], y=list(classes), colorscale="Reds", text=z,
         texttemplate="%{text}", hovertemplate="%{y}, epoch %{x}: %{z}<extra></extra>",
-        showscale=False,
+        showscale=False, zmin=0, zmax=max(1, int(np.max(counts, initial=0))),
     ))  # fmt: skip
     return _layout(
         fig, title, height=360, xaxis={"title": "epoch", "type": "category"},
@@ -62,7 +68,7 @@ def learned_at_figure(
 ) -> go.Figure:
     """Per class, how many images were learned at each epoch (stacked), and how many not."""
     names = [f"epoch {e}" for e in epochs] + ["not learned"]
-    colours = [PALETTE[i % len(PALETTE)] for i in range(len(epochs))] + ["#444444"]
+    colours = [*_blues(len(epochs)), "#444444"]  # early = dark: a sequence, not categories
     fig = go.Figure([
         go.Bar(y=list(classes), x=[int(v) for v in counts[:, j]], name=name, orientation="h",
                marker_color=colours[j], hovertemplate=f"%{{y}}: %{{x}} {name}<extra></extra>")
@@ -95,7 +101,7 @@ def feature_scatter(
         if not len(pick):
             continue
         big = highlight[pick]
-        fig.add_trace(go.Scattergl(
+        fig.add_trace(go.Scatter(  # SVG: WebGL is not everywhere (headless, no GPU)
             x=coords[pick, 0].tolist(), y=coords[pick, 1].tolist(), mode="markers", name=name,
             customdata=[int(i) for i in indices[pick]], text=[hover[i] for i in pick],
             hovertemplate="%{text}<extra></extra>",
