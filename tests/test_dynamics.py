@@ -3,6 +3,8 @@ calibrated synthetic set, data with a known principal direction."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,8 @@ import torch
 from fmnist_core import TrainConfig, build_model
 from fmnist_core.dynamics import (
     NOT_LEARNED,
+    aligned,
+    axis_ranges,
     calibrate,
     calibration_split,
     confidence,
@@ -26,9 +30,13 @@ from fmnist_core.dynamics import (
     penultimate_features,
     project,
     reliability,
+    run_calibration,
+    run_predictions,
     scale_probs,
     timeline,
 )
+from fmnist_core.runs import load_run
+from tests.fake_runs import make_run
 
 # Five images over four epochs (1 = right). Known by hand:
 #   0: learned at 1, never forgotten        1: learned at 3, forgotten once (right at 1 only)
@@ -179,3 +187,27 @@ def test_penultimate_features_are_the_heads_input(arch: str) -> None:
     assert feats.shape[0] == 7 and feats.shape[1] == model.head.in_features
     with torch.no_grad():
         assert torch.allclose(model.head(feats), model(x), atol=1e-5)
+
+
+def test_aligned_keeps_directions_and_matches_the_spread() -> None:
+    reference = np.array([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
+    small = reference / 10
+    assert np.allclose(aligned(small, reference), reference)
+    assert np.allclose(aligned(np.zeros((3, 2)), reference), 0)  # no spread: left as is
+    (x_lo, x_hi), (y_lo, y_hi) = axis_ranges(reference, pad=0.25)
+    assert (x_lo, x_hi, y_lo, y_hi) == (-3.0, 3.0, -3.0, 3.0)
+
+
+def test_run_files_to_predictions_and_calibration(runs_dir: Path) -> None:
+    run = load_run(runs_dir / make_run(runs_dir, accs=(0.5, 0.8)))
+    preds, conf, labels = run_predictions(run)
+    assert (
+        preds.shape == conf.shape == (2, 200) and labels.tolist() == (np.arange(200) % 10).tolist()
+    )
+    tl = timeline(correctness(preds, labels), run.epochs)
+    assert (tl.learned_at == 1).sum() == 100 and (tl.learned_at == 2).sum() == 60
+    assert np.allclose(conf, 0.9, atol=1e-3)
+    cals = run_calibration(run)
+    _, held = calibration_split(torch.from_numpy(labels))
+    right_share = float((held < 100).float().mean())  # epoch 1: images 0-99 right, all at 0.9
+    assert len(cals) == 2 and cals[0].ece == pytest.approx(0.9 - right_share, abs=1e-3)
