@@ -149,10 +149,13 @@ def timeline_section(run: Run, images: torch.Tensor, others: list[Run]) -> None:
     correct = dyn.correctness(preds, labels)
     tl = dyn.timeline(correct, run.epochs)
     cols = st.columns(4)
-    cols[0].metric("Learned (right to the end)", f"{int((tl.learned_at > 0).sum()):,}")
-    cols[1].metric("Forgotten at least once", f"{int((tl.forgotten > 0).sum()):,}")
-    cols[2].metric("Never learned", f"{int(tl.never.sum()):,}")
-    cols[3].metric("Wrong at the last epoch", f"{int((~correct[-1]).sum()):,}")
+    cols[0].metric("Learned", f"{int((tl.learned_at > 0).sum()):,}",
+                   help="Right from some epoch on, to the last epoch")  # fmt: skip
+    cols[1].metric("Forgotten", f"{int((tl.forgotten > 0).sum()):,}",
+                   help="Went from right to wrong at least once")  # fmt: skip
+    cols[2].metric("Never learned", f"{int(tl.never.sum()):,}", help="Wrong at every epoch")
+    cols[3].metric("Wrong at the end", f"{int((~correct[-1]).sum()):,}",
+                   help="Wrong at the last epoch")  # fmt: skip
     counts = dyn.learned_at_counts(tl, labels)
     st.plotly_chart(dpl.learned_at_figure(counts, run.epochs, CLASSES), key="learn_learned_at")
     if len(run.epochs) > 1:

@@ -165,6 +165,6 @@ def confidence_figure(hist: dict) -> go.Figure:
         go.Bar(x=mids, y=hist["wrong"].tolist(), name="wrong", marker_color=WRONG),
     ])  # fmt: skip
     return _layout(
-        fig, "Confidence of right and wrong predictions", height=300, barmode="overlay",
+        fig, "Confidence of right and wrong predictions", height=300, barmode="stack",
         xaxis={"title": "confidence", "tickformat": ".0%"}, yaxis={"title": "images"},
     )  # fmt: skip

@@ -211,3 +211,8 @@ def test_run_files_to_predictions_and_calibration(runs_dir: Path) -> None:
     _, held = calibration_split(torch.from_numpy(labels))
     right_share = float((held < 100).float().mean())  # epoch 1: images 0-99 right, all at 0.9
     assert len(cals) == 2 and cals[0].ece == pytest.approx(0.9 - right_share, abs=1e-3)
+
+
+def test_fit_temperature_sharpens_an_underconfident_net() -> None:
+    probs, labels = _tempered(0.03, 5000)  # saved far too flat: T = 0.03 calibrates them
+    assert fit_temperature(probs, labels) == pytest.approx(0.03, rel=0.1)  # below 0.05
