@@ -48,9 +48,7 @@ def test_learning_views(page: Page, server: Server, active_trained_run: str) -> 
     tl = dyn.timeline(dyn.correctness(preds, labels), run.epochs)
     open_page(page, LEARNING)
     expect(metric_value(page, "Never learned")).to_have_text(f"{int(tl.never.sum()):,}")
-    expect(metric_value(page, "Forgotten")).to_have_text(
-        f"{int((tl.forgotten > 0).sum()):,}"
-    )
+    expect(metric_value(page, "Forgotten")).to_have_text(f"{int((tl.forgotten > 0).sum()):,}")
     expect(main(page).get_by_test_id("stPlotlyChart")).to_have_count(3)  # learned at + flips
     assert_no_errors(page)
 
