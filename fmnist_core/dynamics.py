@@ -15,7 +15,8 @@ between consecutive saved epochs (Toneva et al. 2019). "Never learned": wrong at
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -250,6 +251,20 @@ def calibrate(
 # --- a run's saved files -> the views' inputs -------------------------------------------
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Small tensor work on one thread: on the busy 2-core CPU, torch's second thread made
+    each ~100k-element op (isfinite, max, softmax) wait ~10-25 ms (measured); the setting is
+    per thread, so a training keeps its own."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@one_thread()
 def run_predictions(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(predicted class (E, N), confidence (E, N), labels (N,)) from every saved epoch."""
     labels = run.labels()
@@ -261,6 +276,7 @@ def run_predictions(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.stack(preds), np.stack(confs), labels.numpy()
 
 
+@one_thread()
 def run_calibration(run: Run) -> list[Calibration]:
     """Temperature and held-out ECE (before and after) of every saved epoch."""
     labels = run.labels()

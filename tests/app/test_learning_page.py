@@ -163,3 +163,30 @@ def test_calibration_with_and_without_temperature(tiny_env: Path, runs_dir: Path
 def test_no_runs_says_so(tiny_env: Path) -> None:
     at = open_page()
     assert any("No trained model yet" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"learn_section": "bogus"},
+        {"learn_section": "features", ui.CELL_TRUE_KEY: 99, ui.CELL_PRED_KEY: "x"},
+        {"learn_section": "features", "learn_colour": "sepia"},
+        {
+            "learn_section": "features",
+            ui.SCATTER_KEY: {"selection": {"points": [{"customdata": 10**9}]}},
+        },
+        {"learn_section": "features", "cm_true": 42, "cm_pred": [1]},
+        {ui.OPENED_KEY: "12"},
+        {ui.OPENED_KEY: 10**9, "learn_flip_kind": "sideways"},
+    ],
+)
+def test_forged_values_fall_back(tiny_env: Path, runs_dir: Path, forged: dict) -> None:
+    make_run(runs_dir, accs=(0.5, 0.8))
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    at.switch_page(PAGE)
+    for key, value in forged.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.get("plotly_chart"), "the view still shows its charts"
