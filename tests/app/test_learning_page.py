@@ -190,3 +190,33 @@ def test_forged_values_fall_back(tiny_env: Path, runs_dir: Path, forged: dict) -
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     assert at.get("plotly_chart"), "the view still shows its charts"
+
+
+class Evil:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",))
+
+
+@pytest.mark.parametrize("section", ["timeline", "features", "calibration"])
+@pytest.mark.parametrize("name", ["probs_002.pt", "epoch_002.pt"])
+def test_a_malicious_or_broken_epoch_file_gives_a_message(
+    tiny_env: Path, runs_dir: Path, tmp_path: Path, section: str, name: str
+) -> None:
+    run_id = make_run(runs_dir, accs=(0.5, 0.8))
+    marker = tmp_path / "pwned"
+    torch.save({"w": Evil(marker)}, runs_dir / run_id / name)
+    at = open_page(section)
+    assert not marker.exists()
+    errors = " ".join(e.value for e in at.error)
+    if name.startswith("probs") or section == "features":  # the views that read that file
+        assert "Cannot show run" in errors and "refused to load" in errors, errors
+    (runs_dir / run_id / name).write_bytes(b"not a checkpoint")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at.run()
+    assert not at.exception, at.exception
+    if name.startswith("probs") or section == "features":
+        assert "Cannot show run" in " ".join(e.value for e in at.error)
