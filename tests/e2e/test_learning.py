@@ -15,7 +15,7 @@ from fmnist_core import CLASSES
 from fmnist_core import dynamics as dyn
 from fmnist_core.runs import find_run
 
-from .conftest import Server
+from .conftest import Server, screenshot
 from .test_confusion import drag_slider_to_start
 from .ui import assert_no_errors, main, open_page, plotly_point, wait_idle
 
@@ -82,4 +82,23 @@ def test_learning_views(page: Page, server: Server, active_trained_run: str) -> 
         f"{cals[-1].ece_scaled:.2%}"
     )
     expect(main(page).get_by_text("Most confidently wrong")).to_be_visible()
+    assert_no_errors(page)
+
+
+def fits(page: Page) -> None:
+    """Nothing in the main area is wider than the area (no sideways scrolling)."""
+    widths = main(page).evaluate("m => [m.scrollWidth, m.clientWidth]")
+    assert widths[0] <= widths[1] + 1, widths
+
+
+def test_each_view_fits_at_800_px(page: Page, server: Server, active_trained_run: str) -> None:
+    page.set_viewport_size({"width": 800, "height": 1000})
+    open_page(page, LEARNING)
+    fits(page)
+    for name in ("Feature space", "Calibration"):
+        section(page, name)
+        expect(main(page).get_by_test_id("stPlotlyChart").first.locator(".main-svg").first)\
+            .to_be_attached()  # fmt: skip
+        fits(page)
+        screenshot(page, f"learning-{name.split()[0].lower()}-800")
     assert_no_errors(page)
