@@ -25,7 +25,9 @@ from fmnist_core.explain_plots import epochs_figure
 
 OPENED_KEY = "learn_opened"  # the test index whose per-epoch probabilities are shown
 SCATTER_KEY = "learn_scatter"
-CELL_TRUE_KEY, CELL_PRED_KEY = "learn_cell_true", "learn_cell_pred"
+CELL_TRUE_KEY, CELL_PRED_KEY = "learn_cell_true", "learn_cell_pred"  # the selectors
+CELL_KEY = "learn_cell"  # the highlighted (true, pred) cell, or None
+SEEN_KEY = "learn_cm_seen"  # the Confusion page's cell last taken over
 SAMPLE = 2000  # test images in the feature view (stratified), as the issue asks at least
 PER_GALLERY, COLUMNS = 12, 6
 COLOUR_BY = ("true class", "predicted class", "right / wrong")
@@ -120,20 +122,54 @@ def clicked_index(state: Mapping[str, Any] | None) -> int | None:
     return data if isinstance(data, int) and not isinstance(data, bool) and data >= 0 else None
 
 
+def _is_class(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(CLASSES)
+
+
+def _cell(value: Any) -> tuple[int, int] | None:
+    """A (true, pred) pair of class indices, else None (also for a value no widget sends)."""
+    ok = isinstance(value, tuple | list) and len(value) == 2 and all(map(_is_class, value))
+    return (int(value[0]), int(value[1])) if ok else None
+
+
+def adopt_confusion_cell() -> None:
+    """Take over a cell newly picked on the Confusion-matrix page. Call on every run, first:
+    Streamlit drops that page's widget values at the end of the first run of another page,
+    so they are kept here in plain session state (CELL_KEY), which lasts the session."""
+    picked = _cell((st.session_state.get(CM_TRUE_KEY), st.session_state.get(CM_PRED_KEY)))
+    if picked is not None and picked != st.session_state.get(SEEN_KEY):
+        st.session_state[SEEN_KEY] = picked
+        st.session_state[CELL_KEY] = picked
+
+
+def _store_cell() -> None:
+    """The selectors' values (either may be None until both are picked) into CELL_KEY."""
+    st.session_state[CELL_KEY] = (
+        st.session_state.get(CELL_TRUE_KEY),
+        st.session_state.get(CELL_PRED_KEY),
+    )
+
+
+def _half(value: Any) -> int | None:
+    return int(value) if _is_class(value) else None
+
+
 def cell_picker() -> tuple[int, int] | None:
-    """A confusion-matrix cell (true, predicted) to highlight, starting from the one picked
-    on the Confusion-matrix page in this session; None: no highlight."""
+    """A confusion-matrix cell (true, predicted) to highlight; None: no highlight. The
+    selectors show CELL_KEY (they are set from it before they exist: a widget's own value
+    is dropped whenever another section is shown) and write it back when changed."""
+    saved = st.session_state.get(CELL_KEY)
+    pair = saved if isinstance(saved, tuple | list) and len(saved) == 2 else (None, None)
+    true, pred = _half(pair[0]), _half(pair[1])
+    st.session_state[CELL_TRUE_KEY], st.session_state[CELL_PRED_KEY] = true, pred
     options = [None, *range(len(CLASSES))]
-    for key, cm_key in ((CELL_TRUE_KEY, CM_TRUE_KEY), (CELL_PRED_KEY, CM_PRED_KEY)):
-        if key not in st.session_state and st.session_state.get(cm_key) in options[1:]:
-            st.session_state[key] = st.session_state[cm_key]
     names = {None: "-", **dict(enumerate(CLASSES))}
     left, right = st.columns(2)
-    true = left.selectbox("Highlight true class", options, key=CELL_TRUE_KEY,
-                          format_func=names.get)  # fmt: skip
-    pred = right.selectbox("... predicted as", options, key=CELL_PRED_KEY,
-                           format_func=names.get)  # fmt: skip
-    return None if true is None or pred is None else (int(true), int(pred))
+    left.selectbox("Highlight true class", options, key=CELL_TRUE_KEY, format_func=names.get,
+                   on_change=_store_cell)  # fmt: skip
+    right.selectbox("... predicted as", options, key=CELL_PRED_KEY, format_func=names.get,
+                    on_change=_store_cell)  # fmt: skip
+    return None if true is None or pred is None else (true, pred)
 
 
 def _epoch_slider(run: Run, key: str) -> int:

@@ -24,6 +24,7 @@ st.write(
 )
 if not status.ok:
     show_data_error(status)
+ui.adopt_confusion_cell()  # before anything: those values last only this run
 run = cm.pick_run()  # the active run by default, like the Confusion-matrix page
 if run is None:
     st.stop()

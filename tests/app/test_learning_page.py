@@ -111,21 +111,47 @@ def test_feature_space_scatter_moves_with_the_epoch(tiny_env: Path, runs_dir: Pa
     assert moved["data"][0]["x"] != scatter["data"][0]["x"]  # other weights, other points
 
 
+def highlighted(at: AppTest) -> list[int]:
+    scatter = next(s for s in charts(at).values() if "PCA" in s["layout"]["title"]["text"])
+    return sorted(i for t in scatter["data"] for i, size in zip(t["customdata"],
+                  t["marker"]["size"], strict=True) if size > 5)  # fmt: skip
+
+
 def test_confusion_cell_highlights_its_images(tiny_env: Path, runs_dir: Path) -> None:
     make_run(runs_dir, accs=(0.5, 0.8))
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     at.switch_page(PAGE)
     at.session_state["cm_true"], at.session_state["cm_pred"] = 6, 7  # set on the Confusion page
+    at.run()  # the first run of the page opens the timeline
+    assert not at.exception, at.exception
+    # Streamlit drops the Confusion page's widget values after this first run
+    del at.session_state["cm_true"]
+    del at.session_state["cm_pred"]
     at.session_state["learn_section"] = "features"
     at.run()
     assert not at.exception, at.exception
     assert at.selectbox(key=ui.CELL_TRUE_KEY).value == 6
+    assert at.selectbox(key=ui.CELL_PRED_KEY).value == 7
     # epoch 2: images 160-199 are wrong, predicted as the next class: 4 shirts (166, 176, ...)
     assert any(c.value.startswith("4 of the shown images") for c in at.caption)
-    scatter = next(s for s in charts(at).values() if "PCA" in s["layout"]["title"]["text"])
-    big = [i for t in scatter["data"] for i, size in zip(t["customdata"], t["marker"]["size"],
-           strict=True) if size > 5]  # fmt: skip
-    assert sorted(big) == [166, 176, 186, 196]
+    assert highlighted(at) == [166, 176, 186, 196]
+
+
+def test_cell_picker_choice_survives_other_sections(tiny_env: Path, runs_dir: Path) -> None:
+    make_run(runs_dir, accs=(0.5, 0.8))
+    at = open_page("features")
+    assert highlighted(at) == []  # nothing picked: no highlight
+    at.selectbox(key=ui.CELL_TRUE_KEY).set_value(3).run()
+    at.selectbox(key=ui.CELL_PRED_KEY).set_value(4).run()
+    assert highlighted(at) == [163, 173, 183, 193]
+    at.session_state["learn_section"] = "calibration"
+    at.run()
+    at.session_state["learn_section"] = "features"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key=ui.CELL_TRUE_KEY).value == 3 and highlighted(at) == [163, 173, 183, 193]
+    at.selectbox(key=ui.CELL_TRUE_KEY).set_value(None).run()
+    assert highlighted(at) == []
 
 
 def test_scatter_click_opens_the_image(tiny_env: Path, runs_dir: Path) -> None:

@@ -16,8 +16,8 @@ from fmnist_core import dynamics as dyn
 from fmnist_core.runs import find_run
 
 from .conftest import Server, screenshot
-from .test_confusion import drag_slider_to_start
-from .ui import assert_no_errors, main, open_page, plotly_point, wait_idle
+from .test_confusion import drag_slider_to_start, expected_matrix, gallery_heading, pick_cell
+from .ui import CONFUSION, assert_no_errors, main, open_page, plotly_point, wait_idle
 
 LEARNING = "/Learning"
 
@@ -101,4 +101,21 @@ def test_each_view_fits_at_800_px(page: Page, server: Server, active_trained_run
             .to_be_attached()  # fmt: skip
         fits(page)
         screenshot(page, f"learning-{name.split()[0].lower()}-800")
+    assert_no_errors(page)
+
+
+def test_a_confusion_cell_is_highlighted_in_the_scatter(
+    page: Page, server: Server, active_trained_run: str
+) -> None:
+    cm = expected_matrix(server, active_trained_run, 2)
+    open_page(page, CONFUSION)
+    chart = main(page).get_by_test_id("stPlotlyChart")
+    true, pred = pick_cell(page, cm)
+    page.mouse.click(*plotly_point(chart, pred, true))  # x = predicted, y = true class
+    expect(gallery_heading(page, true, pred, int(cm[true, pred]))).to_be_visible()
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Learning").click()
+    wait_idle(page)
+    section(page, "Feature space")  # the Confusion page's values are gone by now
+    caption = f"{int(cm[true, pred])} of the shown images are true {CLASSES[true]} predicted"
+    expect(main(page).get_by_text(caption)).to_be_visible()  # the whole test set is shown
     assert_no_errors(page)
