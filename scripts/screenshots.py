@@ -34,7 +34,7 @@ from tests.e2e.ui import open_page  # noqa: E402
 from tests.fake_runs import make_run  # noqa: E402
 
 PAGES = {"home": "/", "train": "/Train", "runs": "/Runs", "confusion": "/Confusion_matrix",
-         "sketch": "/Sketch"}  # fmt: skip
+         "sketch": "/Sketch", "learning": "/Learning"}  # fmt: skip
 
 
 # Charts and tables load their code lazily: wait until every one has drawn.
