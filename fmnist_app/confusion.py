@@ -100,7 +100,7 @@ def pick_run() -> Run | None:
     usable = {run.id: run for run in runs if run.history}
     if not usable:
         st.info("No trained model yet: train one on the Train page, then come back here.")
-        st.page_link(TRAIN_PAGE, label="Go to the Train page", icon="🏋️")
+        st.page_link(TRAIN_PAGE, label="Go to the Train page", icon=":material/model_training:")
         return None
     ids = list(usable)
     active = active_run()

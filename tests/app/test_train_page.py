@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import tomllib
 from collections.abc import Callable
 
 import pytest
@@ -175,7 +176,7 @@ def test_train_runs_to_completion_saves_the_run_and_makes_it_active(jobs, runs_d
     assert traces["train loss"]["x"] == [1, 2] and traces["test accuracy"]["yaxis"] == "y2"
     assert len(traces["batch loss (smoothed)"]["x"]) == 12
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 2
-    assert [p.proto.page for p in at.get("page_link")] == ["Confusion_matrix"]
+    assert [p.proto.page for p in at.main.get("page_link")] == ["Confusion_matrix"]
     saved = runs.find_run(run_id, runs_dir)
     assert saved.status == "finished" and saved.epochs == [1, 2]
     assert runs.active_run(runs_dir).id == run_id
@@ -366,3 +367,17 @@ def test_the_time_left_includes_testing_and_says_when_the_machine_is_busy(jobs):
     assert "busy" not in note
     left, note = eta(copy(snap, images_per_s=100.0))
     assert "the machine is busy: 100 images/s, the run's best is 500" in note
+
+
+def test_the_navigation_says_home_and_pages_use_material_icons_not_emoji(jobs):
+    at = open_page()
+    labels = [link.proto.label for link in at.sidebar.get("page_link")]
+    assert labels[:4] == ["Home", "Train", "Confusion matrix", "Sketch"]
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["toolbarMode"] == "viewer"  # no Deploy button
+    assert config["client"]["showSidebarNavigation"] is False  # ours says "Home"
+    sources = [REPO / "streamlit_app.py", *(REPO / "pages").glob("*.py"),
+               *(REPO / "fmnist_app").glob("*.py")]  # fmt: skip
+    for source in sources:  # emoji rendered as empty boxes where no emoji font is installed
+        emoji = [c for c in source.read_text() if ord(c) >= 0x1F000 or c == "\ufe0f"]
+        assert not emoji, f"{source.name}: {emoji}"
