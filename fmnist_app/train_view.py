@@ -223,7 +223,7 @@ def preset_picker() -> None:
 
 
 def settings(snap: JobSnapshot, status_ok: bool, n_images: int | None) -> None:
-    """The form and the Train button; folded into its one-line summary while a run goes."""
+    """The form, folded into its one-line summary while a run goes, and the Train button."""
     cfg, errors = F.config_or_errors(n_images)
     summary = F.describe(cfg) if cfg else "not valid yet - open to fix"
     with st.expander(f"Settings: {summary}", expanded=not snap.running, icon=":material/tune:"):
@@ -241,32 +241,33 @@ def settings(snap: JobSnapshot, status_ok: bool, n_images: int | None) -> None:
             note = f" Advanced settings in use: {changed}." if (changed := F.advanced(cfg)) else ""
             st.caption(F.steps_caption(cfg, n_images) + note)
         st.caption(TEST_NOTE)
-        reason = (
-            "; ".join(errors)
-            if errors
-            else "no dataset - see above"
-            if not status_ok
-            else "a training is already running (above)"
-            if snap.running
-            else ""
+    # Outside the fold: Train (or why not) stays in sight while the settings are folded.
+    reason = (
+        "; ".join(errors)
+        if errors
+        else "no dataset - see above"
+        if not status_ok
+        else "a training is already running (above)"
+        if snap.running
+        else ""
+    )
+    st.button(
+        "Train",
+        key="train",
+        type="primary",
+        disabled=bool(reason),
+        on_click=F.start,
+        args=(n_images,),
+        icon=":material/play_arrow:",
+        help=reason or "Train in the background; this page shows it live.",
+    )
+    if snap.running:
+        st.info(
+            "Train is disabled while a training runs: one at a time per server, as it "
+            "uses every CPU core. Watch it above (from any tab), stop it, or wait."
         )
-        st.button(
-            "Train",
-            key="train",
-            type="primary",
-            disabled=bool(reason),
-            on_click=F.start,
-            args=(n_images,),
-            icon=":material/play_arrow:",
-            help=reason or "Train in the background; this page shows it live.",
-        )
-        if snap.running:
-            st.info(
-                "Train is disabled while a training runs: one at a time per server, as it "
-                "uses every CPU core. Watch it above (from any tab), stop it, or wait."
-            )
-        elif errors:
-            st.warning("Cannot train with these settings: " + "; ".join(errors))
+    elif errors:
+        st.warning("Cannot train with these settings: " + "; ".join(errors))
 
 
 def main() -> None:
