@@ -41,7 +41,10 @@ TEST_INDEX_KEY = "sketch_test_index"
 # Plain words: with a symbol each, the five buttons overflowed the half-width column at 1400 px.
 TOOLS = {"freedraw": "Freehand", "line": "Line", "rect": "Rectangle", "circle": "Circle",
          "polygon": "Polygon"}  # fmt: skip
-CANVAS_PX = 400  # the canvas's width and height; the drawing it sends has this size
+# The canvas's width and height (the drawing it sends has this size): small enough to fit,
+# with its tools above it, on an 800 px wide page and under the fold of a 1280x800 screen.
+CANVAS_PX = 320
+RESULT_PX = 560  # the widest the result column gets next to the canvas
 SHOWN_PX = 196  # the model's input is shown enlarged to this width
 EMPTY_MESSAGES = {"draw": "Draw something on the canvas: the prediction appears here."}
 

@@ -29,9 +29,11 @@ if view is None:
     st.stop()
 
 ui.sync_click()  # before the selectors exist: a new click moves them
-matrix_col, summary_col = st.columns([3, 2])
-with matrix_col:
-    ui.matrix(view, rates)
-with summary_col:
-    ui.summary(view)
+# Side by side where both fit, the summary below the matrix where they do not (a wrapping
+# row; a fixed width never exceeds the page's): the matrix keeps readable, square cells.
+with st.container(horizontal=True, gap="large"):
+    with st.container(width=ui.MATRIX_PX):
+        ui.matrix(view, rates)
+    with st.container(width=ui.SUMMARY_PX):
+        ui.summary(view)
 ui.gallery(view)
