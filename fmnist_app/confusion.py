@@ -158,7 +158,7 @@ def matrix(view: View, rates: bool) -> None:
     # Square cells (the counts are in them: no colour bar), sized by the column's width.
     fig.update_traces(showscale=False, selector={"type": "heatmap"})
     fig.update_traces(marker_size=CELL_HIT_PX, selector={"type": "scatter"})
-    fig.update_layout(height=MATRIX_PX - 40, yaxis_scaleanchor="x", yaxis_constrain="domain",
+    fig.update_layout(height=MATRIX_PX - 120, yaxis_scaleanchor="x", yaxis_constrain="domain",
                       xaxis_constrain="domain")  # fmt: skip
     st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=CHART_KEY)
     st.caption("Click a cell to see its test images below (rows: true class, columns: predicted).")

@@ -15,14 +15,13 @@ st.write(
 if not status.ok:
     show_data_error(status)
 
-pick_run, pick_epoch, pick_scale = st.columns([3, 2, 1])
-with pick_run:
-    run = ui.pick_run()
-if run is None:
-    st.stop()
-with pick_epoch:
-    epoch = ui.pick_epoch(run)
-with pick_scale:
+with st.container(horizontal=True, gap="medium", vertical_alignment="bottom"):  # wraps
+    with st.container(width=ui.SUMMARY_PX):
+        run = ui.pick_run()
+    if run is None:
+        st.stop()
+    with st.container(width=280):
+        epoch = ui.pick_epoch(run)
     rates = st.toggle("Row rates", key="cm_rates", help="Colour by the share of each true class")
 view = ui.load_view(run, epoch)
 if view is None:
