@@ -73,7 +73,14 @@ def run_cli(runs_dir: Path) -> float:
         "--runs-dir",
         str(runs_dir),
     ]
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, timeout=RUN_LIMIT_S)
+    subprocess.run(
+        cmd,
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=RUN_LIMIT_S,
+    )  # its progress line would flood the report
     return newest_train_s(runs_dir)
 
 

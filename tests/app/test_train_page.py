@@ -185,6 +185,17 @@ def test_train_runs_to_completion_saves_the_run_and_makes_it_active(jobs, runs_d
     assert not at.button(key="train").disabled
 
 
+def test_the_next_run_shows_the_previous_one_faintly(jobs, gate):
+    at = open_page()
+    widget(at, "w_epochs").set_value(2)
+    at.button(key="train").click().run()
+    run_until(at, lambda a: a.success, "the first run's result")
+    start_held(at, jobs, gate)
+    previous = chart(at.run())["previous run: test accuracy"]
+    assert previous["x"] == [1, 2] and previous["opacity"] == 0.5
+    assert "the previous training of this server" in texts(at, "caption")
+
+
 def test_stop_ends_the_run_as_stopped_and_a_page_switch_does_not(jobs, gate, runs_dir):
     at = open_page()
     run_id = start_held(at, jobs, gate)
