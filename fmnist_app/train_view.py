@@ -8,6 +8,8 @@ tab never stops it. The form itself is fmnist_app.train_form.
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from fmnist_app import train_form as F
@@ -33,6 +35,9 @@ TEST_NOTE = (
 # One poll redraws status and chart: a new epoch shows within it (the browser tests hold
 # the run and check 1 s). benchmarks/watch_bench.py measures what watching costs the training.
 LIVE_POLL_S = 0.5
+# The batch-loss line moves once a second: between two moves (and new epochs) the chart's
+# figure is the same as the last one drawn, so the browser need not draw it again.
+LOSS_EVERY_S = 1.0
 BUSY_SHARE = 0.5  # images/s below this share of the run's best: the machine is busy
 
 
@@ -147,6 +152,15 @@ def buttons(snap: JobSnapshot) -> None:
         )
 
 
+def throttled_losses(snap: JobSnapshot) -> tuple[tuple[float, float], ...]:
+    """The batch losses as of at most ``LOSS_EVERY_S`` ago (all of them once the run ended)."""
+    state, now = st.session_state, time.monotonic()
+    last = state.get("train_chart_losses")
+    if last is None or last[2] != snap.run_id or not snap.running or now - last[0] >= LOSS_EVERY_S:
+        state["train_chart_losses"] = last = (now, snap.losses, snap.run_id)
+    return last[1]
+
+
 def chart(snap: JobSnapshot) -> None:
     view = st.segmented_control(
         "Chart",
@@ -158,7 +172,7 @@ def chart(snap: JobSnapshot) -> None:
     )
     fig = training_figure(
         snap.history,
-        snap.losses,
+        throttled_losses(snap),
         snap.config.epochs,
         snap.batches,
         view=view or "plain",
@@ -225,8 +239,10 @@ def preset_picker() -> None:
 def settings(snap: JobSnapshot, status_ok: bool, n_images: int | None) -> None:
     """The form, folded into its one-line summary while a run goes, and the Train button."""
     cfg, errors = F.config_or_errors(n_images)
-    summary = F.describe(cfg) if cfg else "not valid yet - open to fix"
-    with st.expander(f"Settings: {summary}", expanded=not snap.running, icon=":material/tune:"):
+    # The label changes only when a run starts or ends (never while the form is edited: a
+    # new label re-creates the expander and its widgets, and a change made meanwhile was lost).
+    label = f"Settings: {F.describe(snap.config)}" if snap.running and snap.config else "Settings"
+    with st.expander(label, expanded=not snap.running, icon=":material/tune:"):
         preset_picker()
         F.controls(st.session_state.w_optimizer != "sgd")
         st.text_input(
