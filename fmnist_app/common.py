@@ -8,18 +8,31 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 import torch
+from streamlit.errors import StreamlitPageNotFoundError
 
 from fmnist_app.jobs import job_caption, job_manager
 from fmnist_core import DataError, active_run, load_dataset
 from fmnist_core.runs import runs_dir
 
+HOME_PAGE = "streamlit_app.py"
 TRAIN_PAGE = "pages/1_Train.py"
 CONFUSION_PAGE = "pages/2_Confusion_matrix.py"
 SKETCH_PAGE = "pages/3_Sketch.py"
+APP_ICON = ":material/checkroom:"
+# Material icons render on every machine (emoji showed as empty boxes without an emoji font).
+NAV_ICONS = {
+    HOME_PAGE: ":material/home:",
+    TRAIN_PAGE: ":material/model_training:",
+    CONFUSION_PAGE: ":material/grid_on:",
+    SKETCH_PAGE: ":material/draw:",
+    "pages/4_Runs.py": ":material/table_chart:",
+}
+ROOT = Path(__file__).resolve().parent.parent  # the folder of streamlit_app.py
 
 
 # Markdown that could turn text into a link, an image, HTML, code, emphasis, a Streamlit
@@ -91,11 +104,32 @@ def show_data_error(status: DataStatus) -> None:
     st.error("**No dataset.** " + "  \n".join(lines))
 
 
-def page_setup(title: str, icon: str = "👕") -> DataStatus:
+def nav_pages() -> list[tuple[str, str, str]]:
+    """(path, label, icon) of every page: Home, then pages/ in Streamlit's order.
+
+    Streamlit's own navigation named the entry file "streamlit app"; this one says "Home"
+    (config.toml hides Streamlit's). Pages are found as Streamlit finds them, so a new one
+    shows up without an edit here."""
+    pages = sorted((ROOT / "pages").glob("[0-9]*.py"), key=lambda p: int(p.stem.split("_")[0]))
+    found = [(f"pages/{p.name}", p.stem.split("_", 1)[-1].replace("_", " ")) for p in pages]
+    return [(path, label, NAV_ICONS.get(path, ":material/article:"))
+            for path, label in [(HOME_PAGE, "Home"), *found]]  # fmt: skip
+
+
+def navigation() -> None:
+    for path, label, icon in nav_pages():
+        try:
+            st.page_link(path, label=label, icon=icon)
+        except StreamlitPageNotFoundError:  # a page run on its own (AppTest): no other pages
+            return
+
+
+def page_setup(title: str, icon: str = APP_ICON) -> DataStatus:
     """Page config + the sidebar every page shows; returns the data status."""
     st.set_page_config(page_title=f"{title} - Fashion-MNIST CNN", page_icon=icon, layout="wide")
     status = data_status()
     with st.sidebar:
+        navigation()
         st.markdown("### Fashion-MNIST CNN")
         if status.ok:
             st.caption(f"**Data:** {status.summary}  \nfrom {plain(status.source)}")

@@ -36,7 +36,10 @@ TRUE_KEY, PRED_KEY = "cm_true", "cm_pred"
 PAGE_KEY, PAGE_FOR_KEY = "cm_page", "cm_page_for"
 LAST_CLICK_KEY = "cm_last_click"
 OPENED_KEY = "cm_opened"  # the test index of the gallery image opened large (None: none)
-PER_PAGE, COLUMNS, SCALE = 24, 8, 4
+PER_PAGE, SCALE = 24, 4
+MATRIX_PX, SUMMARY_PX = 620, 440  # the widest they get; narrower pages shrink the matrix
+TILE_PX = 120  # one gallery image with its caption: as many per row as fit, then the next row
+CELL_HIT_PX = 28  # the clickable square on each cell: the smallest cell the layout allows
 METRICS = ("precision", "recall", "f1")
 
 
@@ -100,7 +103,7 @@ def pick_run() -> Run | None:
     usable = {run.id: run for run in runs if run.history}
     if not usable:
         st.info("No trained model yet: train one on the Train page, then come back here.")
-        st.page_link(TRAIN_PAGE, label="Go to the Train page", icon="🏋️")
+        st.page_link(TRAIN_PAGE, label="Go to the Train page", icon=":material/model_training:")
         return None
     ids = list(usable)
     active = active_run()
@@ -152,6 +155,11 @@ def init_selection(view: View) -> tuple[int, int]:
 def matrix(view: View, rates: bool) -> None:
     selected = init_selection(view)
     fig = confusion_figure(view.cm.tolist(), CLASSES, rates=rates, selected=selected)
+    # Square cells (the counts are in them: no colour bar), sized by the column's width.
+    fig.update_traces(showscale=False, selector={"type": "heatmap"})
+    fig.update_traces(marker_size=CELL_HIT_PX, selector={"type": "scatter"})
+    fig.update_layout(height=MATRIX_PX - 120, yaxis_scaleanchor="x", yaxis_constrain="domain",
+                      xaxis_constrain="domain")  # fmt: skip
     st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=CHART_KEY)
     st.caption("Click a cell to see its test images below (rows: true class, columns: predicted).")
 
@@ -165,7 +173,8 @@ def summary(view: View) -> None:
     table = pd.DataFrame(per_class_metrics(view.cm))
     table[list(METRICS)] *= 100
     percent = st.column_config.NumberColumn(format="%.1f%%")
-    st.dataframe(table, hide_index=True, column_config=dict.fromkeys(METRICS, percent))
+    st.dataframe(table, hide_index=True, column_config=dict.fromkeys(METRICS, percent),
+                 width="stretch")  # fmt: skip
     st.markdown("**Most confused pairs** (true → predicted)")
     for true, pred, count in top_confusions(view.cm, 5):
         st.button(
@@ -234,9 +243,9 @@ def gallery(view: View) -> None:
         view.labels, view.probs, images, true, pred, (page - 1) * PER_PAGE, PER_PAGE, SCALE
     )
     opened(view, images)
-    for row in range(0, len(items), COLUMNS):  # row by row: reading order = element order
-        for column, item in zip(st.columns(COLUMNS), items[row : row + COLUMNS], strict=False):
-            with column:
+    with st.container(horizontal=True):  # wraps: as many per row as the page's width allows
+        for item in items:
+            with st.container(width=TILE_PX):
                 st.image(item.image.numpy(), caption=item.caption)
                 st.caption(f"#{item.index} · top-3: {item.top3_text}")
                 st.button("Open", key=f"cm_open_{item.index}", icon=":material/zoom_in:",

@@ -4,6 +4,7 @@
     jobs.start(cfg)                      # JobError with a readable message if it cannot start
     snap = jobs.snapshot()               # a copy of the state, safe to display in any session
     jobs.stop()                          # the core honours it before the next batch
+    jobs.pause(); jobs.resume()          # the training waits between batches meanwhile
 
 The thread consumes ``fmnist_core.session.start_run`` events (which record the run) and never
 calls Streamlit (a plain thread's ``st.*`` calls go nowhere: it has no script context). Pages
@@ -32,6 +33,7 @@ from fmnist_core.config import TrainConfig
 from fmnist_core.data import DataError
 from fmnist_core.events import Event, RunEnd
 from fmnist_core.gate import Gate
+from fmnist_core.manage import rename
 from fmnist_core.record import MAX_LOSS_POINTS, LossTrace, Replay
 from fmnist_core.runs import RunError, set_active
 from fmnist_core.session import start_run
@@ -76,6 +78,9 @@ class JobSnapshot:
     train_s: float | None = None
     reason: str = ""  # why it stopped or failed
     stopping: bool = False  # Stop was pressed; the run ends before its next batch
+    paused: bool = False  # Pause was pressed; the training waits between batches
+    best_images_per_s: float = 0.0  # the run's own best speed so far (a busy machine: far below)
+    previous: tuple[dict[str, float], ...] = ()  # the epoch rows of this server's previous run
     active: bool = False  # the run was made the active model
 
     @property
@@ -110,6 +115,8 @@ class JobManager:
         self._state = JobSnapshot()  # the job's own fields; the run's come from its record
         self._replay: Replay | None = None  # reads the run's events.jsonl incrementally
         self._stop = threading.Event()
+        self._go = threading.Event()  # cleared while paused: the consumer pulls no event
+        self._go.set()
         self._thread: threading.Thread | None = None
 
     def snapshot(self) -> JobSnapshot:
@@ -118,6 +125,9 @@ class JobManager:
         if replay is None:  # starting, or a starter that records nowhere (tests)
             return job
         run = replay.read()
+        with self._lock:  # the best speed seen by any poll: the yardstick of "machine busy"
+            best = max(self._state.best_images_per_s, run.images_per_s)
+            self._state = replace(self._state, best_images_per_s=best)
         status = job.status
         if status in ACTIVE:  # the job says whether it is over (after activation), the log how far
             status = "running" if run.started is not None else "starting"
@@ -126,10 +136,14 @@ class JobManager:
             batch=run.batch, batches=run.batches, images_per_s=run.images_per_s,
             eta_s=run.eta_s, elapsed_s=run.elapsed_s, history=run.rows, losses=run.losses,
             final_val_acc=run.final_val_acc, train_s=run.train_s, reason=job.reason or run.reason,
+            best_images_per_s=best,
         )  # fmt: skip
 
-    def start(self, cfg: TrainConfig) -> str:
+    def start(self, cfg: TrainConfig, name: str = "") -> str:
         """Start training ``cfg`` in the background; returns the run id.
+
+        ``name`` (optional) is recorded as the run's display name (a "rename" event, as the
+        Runs page writes it); a name that cannot be written is logged, the run goes on.
 
         Raises JobError when a training is already running or the run cannot be created
         (no dataset, runs folder not writable); no thread is started then.
@@ -138,9 +152,17 @@ class JobManager:
             if self._state.running:
                 raise JobError(self._busy_message())
             previous = self._state
-            self._state = JobSnapshot(status="starting", config=cfg, started=time.time())
+            rows = self._replay.read().rows if self._replay is not None else ()
+            self._state = JobSnapshot(
+                status="starting",
+                config=cfg,
+                started=time.time(),
+                previous=rows or previous.previous,
+            )
             self._replay = None
             self._stop = threading.Event()
+            self._go = threading.Event()
+            self._go.set()
         try:
             rec, events = self._starter(cfg, self._runs_dir, self._stop)
             if self._gate:
@@ -153,6 +175,8 @@ class JobManager:
             with self._lock:
                 self._state = previous
             raise JobError(f"Cannot start training: {exc}") from None
+        if name.strip() and getattr(rec, "path", None) is not None:
+            self._name(rec.run_id, name)
         with self._lock:
             self._state = replace(self._state, run_id=rec.run_id)
             path = getattr(rec, "path", None)
@@ -163,13 +187,41 @@ class JobManager:
             self._thread.start()
         return rec.run_id
 
+    def _name(self, run_id: str, name: str) -> None:
+        try:
+            rename(run_id, name, self._runs_dir)
+        except RunError as exc:
+            log.error("could not name run %s: %s", run_id, exc)
+
     def stop(self) -> bool:
         """Ask the running training to stop before its next batch; False when none runs."""
         with self._lock:
             if not self._state.running:
                 return False
             self._stop.set()
-            self._state = replace(self._state, stopping=True)
+            self._go.set()  # a paused training moves on to honour the stop
+            self._state = replace(self._state, stopping=True, paused=False)
+            return True
+
+    def pause(self) -> bool:
+        """Hold the running training between batches until ``resume``; False when none runs.
+
+        The consumer simply does not pull the next event (the training is a generator), as
+        the test gate does; Stop still works while paused."""
+        with self._lock:
+            if not self._state.running or self._state.stopping:
+                return False
+            self._go.clear()
+            self._state = replace(self._state, paused=True)
+            return True
+
+    def resume(self) -> bool:
+        """Let a paused training go on; False when none is paused."""
+        with self._lock:
+            if not self._state.paused:
+                return False
+            self._go.set()
+            self._state = replace(self._state, paused=False)
             return True
 
     def join(self, timeout: float | None = None) -> bool:
@@ -189,8 +241,10 @@ class JobManager:
 
     def _consume(self, run_id: str, events: Iterator[Event]) -> None:
         end: RunEnd | None = None
+        go = self._go  # this run's (start() makes a new one for the next)
         try:
             for event in events:
+                go.wait()  # paused: wait here, between two batches (stop() sets it too)
                 if isinstance(event, RunEnd):
                     end = event
                     if event.status == "finished":
@@ -202,7 +256,9 @@ class JobManager:
             end = RunEnd("failed", "training ended early", 0, None, 0.0)
         with self._lock:  # the same status as the record's; reason: only the job's own failure
             reason = "" if end.status in ("finished", "stopped") else end.reason
-            self._state = replace(self._state, status=end.status, reason=reason, stopping=False)
+            self._state = replace(
+                self._state, status=end.status, reason=reason, stopping=False, paused=False
+            )
         release_free_memory()  # freed tensors back to the system (see below)
 
     def _activate(self, run_id: str) -> None:

@@ -41,9 +41,12 @@ TEST_INDEX_KEY = "sketch_test_index"
 # Plain words: with a symbol each, the five buttons overflowed the half-width column at 1400 px.
 TOOLS = {"freedraw": "Freehand", "line": "Line", "rect": "Rectangle", "circle": "Circle",
          "polygon": "Polygon"}  # fmt: skip
-CANVAS_PX = 400  # the canvas's width and height; the drawing it sends has this size
+# The canvas's width and height (the drawing it sends has this size): small enough to fit,
+# with its tools above it, on an 800 px wide page and under the fold of a 1280x800 screen.
+CANVAS_PX = 320
+RESULT_PX = 560  # the widest the result column gets next to the canvas
 SHOWN_PX = 196  # the model's input is shown enlarged to this width
-EMPTY_MESSAGES = {"draw": "✏️ Draw something on the canvas: the prediction appears here."}
+EMPTY_MESSAGES = {"draw": "Draw something on the canvas: the prediction appears here."}
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def pick_model() -> Loaded | None:
     choices = _choices()
     if not choices:
         st.info("No model yet: train one on the Train page, then come back here.")
-        st.page_link(TRAIN_PAGE, label="Go to the Train page", icon="🏋️")
+        st.page_link(TRAIN_PAGE, label="Go to the Train page", icon=":material/model_training:")
         return None
     opened = st.session_state.pop(OPEN_RUN_KEY, None)  # the Runs page's "open in" button
     for name, (run, is_default) in choices.items():
@@ -190,7 +193,10 @@ def show_result(key: str, image: Any, loaded: Loaded, fill: bool = True,
     try:
         prepared = prepared or prepare(image, loaded.image_size, fill=fill)
     except EmptySketchError:
-        st.info(EMPTY_MESSAGES.get(key, "Nothing to classify: the image is one flat colour."))
+        st.info(
+            EMPTY_MESSAGES.get(key, "Nothing to classify: the image is one flat colour."),
+            icon=":material/draw:",
+        )
         return
     except (SketchError, UploadError) as exc:
         st.error(plain(exc))

@@ -103,40 +103,69 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def describe_range(name: str) -> str:
-    """'lr must be between 0.0001 and 1 (learning rate ...)' - used in every error message."""
+# The Train page's label of each field: its errors name the controls the user sees.
+LABELS: dict[str, str] = {
+    "epochs": "Epochs",
+    "lr": "Learning rate",
+    "batch_size": "Batch size",
+    "image_size": "Image size",
+    "conv1": "conv1 channels",
+    "conv2": "conv2 channels",
+    "optimizer": "Optimizer",
+    "momentum": "Momentum",
+    "weight_decay": "Weight decay",
+    "seed": "Random seed",
+    "train_subset": "Training images",
+    "device": "Device",
+    "arch": "Architecture",
+    "schedule": "LR schedule",
+    "label_smoothing": "Label smoothing",
+    "augment": "Augment",
+    "amp": "bf16 mixed precision",
+}
+
+
+def describe_range(name: str, labels: dict[str, str] | None = None) -> str:
+    """'lr must be between 0.0001 and 1 (learning rate ...)' - used in every error message.
+
+    ``labels`` (e.g. ``LABELS``) names the field as a form shows it instead of by its name."""
+    label = (labels or {}).get(name, name)
     if name in RANGES:
         low, high, what = RANGES[name]
         extra = " or 0 for all" if name == "train_subset" else ""
-        return f"{name} must be between {low:g} and {high:g}{extra} ({what})"
-    return f"{name} must be one of {', '.join(map(str, CHOICES[name]))}"
+        return f"{label} must be between {low:g} and {high:g}{extra} ({what})"
+    return f"{label} must be one of {', '.join(map(str, CHOICES[name]))}"
 
 
-def validation_errors(cfg: TrainConfig) -> list[str]:
-    """Every problem with ``cfg``, each explaining the allowed values; empty when valid."""
+def validation_errors(cfg: TrainConfig, labels: dict[str, str] | None = None) -> list[str]:
+    """Every problem with ``cfg``, each explaining the allowed values; empty when valid.
+
+    ``labels``: see ``describe_range`` (the CLI keeps the field names, its flags' names)."""
+    name_of = (labels or {}).get
     errors = []
     for name, (low, high, _) in RANGES.items():
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            errors.append(f"{describe_range(name)}; got {value!r}")
+            errors.append(f"{describe_range(name, labels)}; got {value!r}")
             continue
         if name == "train_subset" and value == 0:
             continue
         if not math.isfinite(value) or not low <= value <= high:
-            errors.append(f"{describe_range(name)}; got {value!r}")
+            errors.append(f"{describe_range(name, labels)}; got {value!r}")
         elif name not in FRACTIONAL and value != int(value):
-            errors.append(f"{name} must be a whole number; got {value!r}")
+            errors.append(f"{name_of(name, name)} must be a whole number; got {value!r}")
     for name, allowed in CHOICES.items():
         if getattr(cfg, name) not in allowed:
-            errors.append(f"{describe_range(name)}; got {getattr(cfg, name)!r}")
+            errors.append(f"{describe_range(name, labels)}; got {getattr(cfg, name)!r}")
     for name in SWITCHES:
         value = getattr(cfg, name)
         if not isinstance(value, bool):
-            errors.append(f"{name} must be true or false ({SWITCHES[name]}); got {value!r}")
+            errors.append(
+                f"{name_of(name, name)} must be true or false ({SWITCHES[name]}); got {value!r}"
+            )
     if not errors and cfg.train_subset and cfg.train_subset < cfg.batch_size:
-        errors.append(
-            f"train_subset ({cfg.train_subset}) must be at least batch_size ({cfg.batch_size})"
-        )
+        sub, batch = name_of("train_subset", "train_subset"), name_of("batch_size", "batch_size")
+        errors.append(f"{sub} ({cfg.train_subset}) must be at least {batch} ({cfg.batch_size})")
     return errors
 
 

@@ -66,11 +66,13 @@ class Gate:
     def wait_held(self, timeout_s: float = 120) -> dict:
         """Wait until a run is held; returns where (``{"point", "n"}``)."""
         deadline = time.monotonic() + timeout_s
-        while not self._held.is_file():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no training was held within {timeout_s} s")
+        while True:
+            try:  # the job writes "held" in place: it can be seen empty for a moment
+                return json.loads(self._held.read_text())
+            except (OSError, ValueError):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no training was held within {timeout_s} s") from None
             time.sleep(POLL_S)
-        return json.loads(self._held.read_text())
 
     def release(self) -> None:
         self._hold.unlink(missing_ok=True)

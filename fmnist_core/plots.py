@@ -101,7 +101,11 @@ def probability_figure(
 
 
 COST_RED, ACC_BLUE = "#d62728", "#1f77b4"
+TRAIN_ORANGE, PREVIOUS_GREY = "#ff7f0e", "#9e9e9e"
 EPOCH_HOVER = "epoch %{x}<br>"
+VIEWS = ("plain", "notebook")  # training_figure's two views
+Rows = list[dict[str, float]] | tuple[dict[str, float], ...]
+Losses = list[tuple[float, float]] | tuple[tuple[float, float], ...]
 
 
 def _batch_loss_line(losses: list[tuple[float, float]], batches: int) -> go.Scatter:
@@ -114,42 +118,85 @@ def _batch_loss_line(losses: list[tuple[float, float]], batches: int) -> go.Scat
     )  # fmt: skip
 
 
-def training_figure(
-    history: list[dict[str, float]] | tuple[dict[str, float], ...],
-    losses: list[tuple[float, float]] | tuple[tuple[float, float], ...] = (),
-    epochs: int | None = None,
-    batches: int = 0,
-) -> go.Figure:
-    """The notebook's figure, live: epoch cost (red, left axis), val accuracy (blue, right).
+def _epoch_line(ep: list, ys: list, name: str, colour: str, **kw) -> go.Scatter:
+    fmt = "%{y:.2%}" if kw.get("yaxis") == "y2" else "%{y:.4f}"
+    return go.Scatter(
+        x=ep, y=ys, mode="lines+markers", name=name, line={"color": colour, "width": 3},
+        hovertemplate=f"{EPOCH_HOVER}{name} {fmt}<extra></extra>", cliponaxis=False, **kw,
+    )  # fmt: skip
 
-    ``history`` rows hold ``epoch``, ``cost`` (sum of the epoch's batch losses) and
-    ``val_acc``: one point each per finished epoch. ``losses`` are ``(fractional epoch,
-    batch loss)`` pairs drawn as a faint red line scaled by ``batches`` (per epoch) into cost
-    units, so the first epoch moves before its cost point exists. ``epochs`` fixes the x range.
-    """
+
+def _previous_lines(previous: Rows) -> list[go.Scatter]:
+    """The previous run's test loss and accuracy, faint and grey: a yardstick, not news."""
+    ep = [row["epoch"] for row in previous]
+    style = {"color": PREVIOUS_GREY, "width": 2, "dash": "dot"}
+    return [
+        go.Scatter(x=ep, y=[r["val_loss"] for r in previous], mode="lines", opacity=0.5,
+                   name="previous run: test loss", line=style, hoverinfo="skip"),
+        go.Scatter(x=ep, y=[r["val_acc"] for r in previous], mode="lines", opacity=0.5,
+                   name="previous run: test accuracy", line=style, yaxis="y2", hoverinfo="skip"),
+    ]  # fmt: skip
+
+
+def _plain_traces(history: Rows, losses: Losses, previous: Rows) -> list[go.Scatter]:
+    ep = [row["epoch"] for row in history]
+    traces = _previous_lines(previous) if previous else []
+    if losses:
+        traces.append(go.Scatter(
+            x=[x for x, _ in losses], y=smooth([v for _, v in losses], 0.6), mode="lines",
+            name="batch loss (smoothed)", line={"color": TRAIN_ORANGE, "width": 1}, opacity=0.5,
+            hovertemplate="epoch %{x:.2f}<br>smoothed batch loss %{y:.4f}<extra></extra>",
+        ))  # fmt: skip
+    traces.append(_epoch_line(ep, [r["train_loss"] for r in history], "train loss", TRAIN_ORANGE))
+    traces.append(_epoch_line(ep, [r["val_loss"] for r in history], "test loss", COST_RED))
+    acc = [r["val_acc"] for r in history]
+    traces.append(_epoch_line(ep, acc, "test accuracy", ACC_BLUE, yaxis="y2"))
+    return traces
+
+
+def _notebook_traces(history: Rows, losses: Losses, batches: int) -> list[go.Scatter]:
     ep = [row["epoch"] for row in history]
     traces = [_batch_loss_line(list(losses), batches)] if losses and batches else []
-    traces.append(go.Scatter(
-        x=ep, y=[row["cost"] for row in history], mode="lines+markers", name="cost",
-        line={"color": COST_RED, "width": 3},
-        hovertemplate=EPOCH_HOVER + "cost %{y:.2f}<extra></extra>",
-    ))  # fmt: skip
-    traces.append(go.Scatter(
-        x=ep, y=[row["val_acc"] for row in history], mode="lines+markers", yaxis="y2",
-        name="validation accuracy", line={"color": ACC_BLUE, "width": 3}, cliponaxis=False,
-        hovertemplate=EPOCH_HOVER + "accuracy %{y:.2%}<extra></extra>",
-    ))  # fmt: skip
+    traces.append(_epoch_line(ep, [r["cost"] for r in history], "cost", COST_RED))
+    acc = [r["val_acc"] for r in history]
+    traces.append(_epoch_line(ep, acc, "test accuracy", ACC_BLUE, yaxis="y2"))
+    return traces
+
+
+def training_figure(
+    history: Rows,
+    losses: Losses = (),
+    epochs: int | None = None,
+    batches: int = 0,
+    view: str = "plain",
+    previous: Rows = (),
+) -> go.Figure:
+    """The live training chart, one point per finished epoch (``history``: epoch rows).
+
+    ``view`` "plain": train and test loss (left axis), test accuracy (right), the batch loss
+    smoothed, and ``previous`` (another run's rows) faintly behind. "notebook": the
+    notebook's figure, epoch cost (red, sum of the epoch's batch losses) and accuracy (blue),
+    with the batch losses scaled by ``batches`` into cost units. ``losses`` are ``(fractional
+    epoch, batch loss)`` pairs, so the first epoch moves before its point exists. ``epochs``
+    fixes the x range. (The rows hold no train accuracy: the core does not measure it.)
+    """
+    ep = [row["epoch"] for row in history]
+    notebook = view == "notebook"
+    traces = (_notebook_traces(history, losses, batches) if notebook
+              else _plain_traces(history, losses, previous))  # fmt: skip
+    left = ("cost (sum of batch losses)", COST_RED) if notebook else ("loss", "#444444")
     last = max([epochs or 1, *ep, *(x for x, _ in losses)])
     fig = go.Figure(traces)
     fig.update_layout(
         height=380, margin={"l": 10, "r": 10, "t": 30, "b": 10}, hovermode="closest",
-        legend={"orientation": "h", "y": 1.12, "x": 0},
+        legend={"orientation": "h", "y": 1.12, "x": 0}, uirevision="train",
         xaxis={"title": "epoch", "range": [0, last + 0.1], "dtick": 1 if last <= 30 else None},
-        yaxis={"title": {"text": "cost (sum of batch losses)", "font": {"color": COST_RED}},
-               "tickfont": {"color": COST_RED}, "rangemode": "tozero"},
-        yaxis2={"title": {"text": "validation accuracy", "font": {"color": ACC_BLUE}},
+        yaxis={"title": {"text": left[0], "font": {"color": left[1]}},
+               "tickfont": {"color": left[1]}, "rangemode": "tozero"},
+        yaxis2={"title": {"text": "test accuracy", "font": {"color": ACC_BLUE}},
                 "tickfont": {"color": ACC_BLUE}, "overlaying": "y", "side": "right",
-                "tickformat": ".0%", "showgrid": False, **_accuracy_axis(history)},
+                "tickformat": ".0%", "showgrid": False,
+                **_accuracy_axis([*history, *(() if notebook else previous)])},
     )  # fmt: skip
     return fig
 

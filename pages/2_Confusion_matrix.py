@@ -7,7 +7,7 @@ from fmnist_app import confusion as ui
 from fmnist_app.common import page_setup, show_data_error
 
 status = page_setup("Confusion matrix")
-st.title("🔍 Confusion matrix")
+st.title(":material/grid_on: Confusion matrix")
 st.write(
     "Which classes does the model mix up? Rows are the true classes, columns what the model "
     "predicted. Click a cell (or pick the two classes below) to see those test images."
@@ -15,23 +15,24 @@ st.write(
 if not status.ok:
     show_data_error(status)
 
-pick_run, pick_epoch, pick_scale = st.columns([3, 2, 1])
-with pick_run:
-    run = ui.pick_run()
-if run is None:
-    st.stop()
-with pick_epoch:
-    epoch = ui.pick_epoch(run)
-with pick_scale:
+with st.container(horizontal=True, gap="medium", vertical_alignment="bottom"):  # wraps
+    with st.container(width=ui.SUMMARY_PX):
+        run = ui.pick_run()
+    if run is None:
+        st.stop()
+    with st.container(width=280):
+        epoch = ui.pick_epoch(run)
     rates = st.toggle("Row rates", key="cm_rates", help="Colour by the share of each true class")
 view = ui.load_view(run, epoch)
 if view is None:
     st.stop()
 
 ui.sync_click()  # before the selectors exist: a new click moves them
-matrix_col, summary_col = st.columns([3, 2])
-with matrix_col:
-    ui.matrix(view, rates)
-with summary_col:
-    ui.summary(view)
+# Side by side where both fit, the summary below the matrix where they do not (a wrapping
+# row; a fixed width never exceeds the page's): the matrix keeps readable, square cells.
+with st.container(horizontal=True, gap="large"):
+    with st.container(width=ui.MATRIX_PX):
+        ui.matrix(view, rates)
+    with st.container(width=ui.SUMMARY_PX):
+        ui.summary(view)
 ui.gallery(view)

@@ -7,7 +7,7 @@ from fmnist_app import sketch as ui
 from fmnist_app.common import page_setup, show_data_error
 
 status = page_setup("Sketch")
-st.title("✏️ Sketch")
+st.title(":material/draw: Sketch")
 st.write(
     "Draw one clothing item - a T-shirt, trousers, a bag, a sneaker... The drawing is framed "
     "the way Fashion-MNIST frames its items (cropped, scaled to fill the 28x28 frame, centred, "
@@ -20,12 +20,12 @@ if loaded is None:
     st.stop()
 
 draw_tab, upload_tab, test_tab = st.tabs(["Draw", "Upload an image", "Random test image"])
-with draw_tab:
-    canvas_col, result_col = st.columns([1, 1])
-    with canvas_col:
+# Canvas and result side by side where both fit, else the result below (a wrapping row).
+with draw_tab, st.container(horizontal=True, gap="large"):
+    with st.container(width=ui.CANVAS_PX + 24):
         tool, stroke, fill = ui.canvas_controls()
         drawing = ui.canvas(tool, stroke)
-    with result_col:
+    with st.container(width=ui.RESULT_PX):
         ui.show_result("draw", drawing, loaded, fill)
 with upload_tab:
     ui.upload(loaded, fill)

@@ -279,7 +279,7 @@ def test_out_of_range_widget_values_never_reach_a_training(key, value, jobs):
 
 def test_impossible_settings_are_refused_with_the_reason_even_on_a_forged_click(jobs, runs_dir):
     at = _set(_train_page(), w_train_subset=500, w_batch_size=1024)
-    assert "train_subset (500) must be at least batch_size (1024)" in at.warning[0].value
+    assert "Training images (500) must be at least Batch size (1024)" in at.warning[0].value
     button = at.button(key="train")
     assert button.disabled
     button._value = True  # forge the click a browser would not send (AppTest refuses to)

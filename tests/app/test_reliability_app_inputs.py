@@ -87,7 +87,7 @@ def test_a_forged_canvas_png_declaring_13000x13000_is_refused_without_decoding_i
 
 
 FORGED_CANVAS = {
-    "other size": (_canvas_value(png_of_zeros(1000, 300)), "canvas is 400 x 400"),
+    "other size": (_canvas_value(png_of_zeros(1000, 300)), f"canvas is {ui.CANVAS_PX} x "),
     "not a dict": ("evil", "not a drawing"),
     "no drawing": ({"drawing": "evil"}, "not a drawing"),
     "not a PNG url": ({"drawing": {"raw": {}, "data": "data:image/gif;base64,R0lGOD"}}, "PNG"),

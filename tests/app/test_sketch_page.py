@@ -45,10 +45,12 @@ def png(image: Image.Image) -> bytes:
 
 
 def drawing_state(draw: bool = True) -> dict:
-    """What the canvas sends after a stroke: a 400x400 RGBA PNG, black with a white outline."""
-    image = Image.new("RGBA", (400, 400), (0, 0, 0, 255))
+    """What the canvas sends after a stroke: a canvas-sized RGBA PNG, black, a white outline."""
+    n = ui.CANVAS_PX
+    image = Image.new("RGBA", (n, n), (0, 0, 0, 255))
     if draw:
-        ImageDraw.Draw(image).rectangle((80, 60, 320, 340), outline=(255, 255, 255, 255), width=12)
+        box = (n // 5, n * 3 // 20, n * 4 // 5, n * 17 // 20)
+        ImageDraw.Draw(image).rectangle(box, outline=(255, 255, 255, 255), width=12)
     url = "data:image/png;base64," + base64.b64encode(png(image)).decode()
     return {"drawing": {"raw": {"objects": [{"type": "path"}] if draw else []}, "data": url}}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import tomllib
 from collections.abc import Callable
 
 import pytest
@@ -109,7 +110,8 @@ def test_presets_fill_the_widgets_and_impossible_settings_disable_train(jobs):
     assert "the dataset has only 600 training images" in texts(at, "warning")
     configure(at, w_train_subset=500, w_batch_size=1024)
     assert at.button(key="train").disabled
-    assert "train_subset (500) must be at least batch_size (1024)" in at.button(key="train").help
+    # The controls' labels, not the config's field names (train_subset, batch_size).
+    assert "Training images (500) must be at least Batch size (1024)" in at.button(key="train").help
     configure(at, w_batch_size=128, w_optimizer="momentum")
     assert not at.button(key="train").disabled and not at.warning
     assert not widget(at, "w_momentum").disabled
@@ -140,7 +142,8 @@ def test_the_form_survives_a_visit_to_other_pages(jobs):
         assert "w_epochs" not in at.session_state  # Streamlit forgot the widget's state
     at.switch_page(PAGE).run()
     assert not at.exception, at.exception
-    assert widget(at, "w_preset").value == "strong"
+    assert widget(at, "w_preset").value == "custom"  # changed, from the strong preset
+    assert widget(at, "w_preset").format_func("custom") == "Custom (from Strong)"
     assert {key: widget(at, key).value for key in form} == changed | {"w_lr": form["w_lr"]}
     configure(at, w_epochs=9)  # a later change is not undone by the kept copy
     assert widget(at, "w_epochs").value == 9 and widget(at, "w_batch_size").value == 64
@@ -169,17 +172,28 @@ def test_train_runs_to_completion_saves_the_run_and_makes_it_active(jobs, runs_d
     run_id = jobs.snapshot().run_id
     assert f"Saved as run `{run_id}`, now the active model" in texts(at, "success")
     traces = chart(at)
-    assert traces["cost"]["x"] == [1, 2] and len(traces["validation accuracy"]["y"]) == 2
-    assert traces["validation accuracy"]["yaxis"] == "y2"
-    assert len(traces["batch loss × 6"]["x"]) == 12
+    assert traces["test loss"]["x"] == [1, 2] and len(traces["test accuracy"]["y"]) == 2
+    assert traces["train loss"]["x"] == [1, 2] and traces["test accuracy"]["yaxis"] == "y2"
+    assert len(traces["batch loss (smoothed)"]["x"]) == 12
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 2
-    assert [p.proto.page for p in at.get("page_link")] == ["Confusion_matrix"]
+    assert [p.proto.page for p in at.main.get("page_link")] == ["Confusion_matrix"]
     saved = runs.find_run(run_id, runs_dir)
     assert saved.status == "finished" and saved.epochs == [1, 2]
     assert runs.active_run(runs_dir).id == run_id
     # The sidebar's active model, as Markdown-escaped plain text ("seed+" is "seed\+").
     assert plain(run_id) in texts(at.run(), "caption")
     assert not at.button(key="train").disabled
+
+
+def test_the_next_run_shows_the_previous_one_faintly(jobs, gate):
+    at = open_page()
+    widget(at, "w_epochs").set_value(2)
+    at.button(key="train").click().run()
+    run_until(at, lambda a: a.success, "the first run's result")
+    start_held(at, jobs, gate)
+    previous = chart(at.run())["previous run: test accuracy"]
+    assert previous["x"] == [1, 2] and previous["opacity"] == 0.5
+    assert "the previous training of this server" in texts(at, "caption")
 
 
 def test_stop_ends_the_run_as_stopped_and_a_page_switch_does_not(jobs, gate, runs_dir):
@@ -228,17 +242,44 @@ def test_a_diverging_config_shows_its_reason(jobs, runs_dir):
     assert runs.active_run(runs_dir) is None
 
 
-def test_training_figure_has_one_point_per_epoch_on_two_axes():
+def rows(*accs: float) -> list[dict[str, float]]:
+    return [{"epoch": e, "cost": 10.0 / e, "train_loss": 1.0 / e, "val_loss": 1.2 / e,
+             "val_acc": a} for e, a in enumerate(accs, start=1)]  # fmt: skip
+
+
+def test_training_figure_plain_units_by_default():
+    losses = [(i / 4, 2.0 - i / 10) for i in range(1, 13)]
+    fig = training_figure(rows(0.6, 0.7, 0.8), losses, epochs=5, batches=4)
+    names = [t.name for t in fig.data]
+    assert names == ["batch loss (smoothed)", "train loss", "test loss", "test accuracy"]
+    batch, train, test, acc = fig.data
+    assert list(train.y) == [1.0, 0.5, 1 / 3] and list(test.x) == [1, 2, 3]
+    assert list(acc.y) == [0.6, 0.7, 0.8] and acc.yaxis == "y2" and train.yaxis is None
+    assert len(batch.y) == 12 and max(batch.y) <= 2.0  # smoothed, in loss units (not x 4)
+    assert fig.layout.yaxis.title.text == "loss" and fig.layout.yaxis2.title.text == "test accuracy"
+
+
+def test_training_figure_overlays_the_previous_run_faintly():
+    fig = training_figure(rows(0.6), previous=rows(0.5, 0.9, 0.95))
+    previous = [t for t in fig.data if t.name.startswith("previous run")]
+    assert [t.name for t in previous] == ["previous run: test loss", "previous run: test accuracy"]
+    assert all(t.opacity == 0.5 and t.line.dash == "dot" for t in previous)
+    assert list(previous[1].y) == [0.5, 0.9, 0.95] and previous[1].yaxis == "y2"
+    assert fig.layout.yaxis2.range[1] == 1.0  # the accuracy axis has room for both runs
+
+
+def test_training_figure_notebook_view_has_one_point_per_epoch_on_two_axes():
     history = [{"epoch": e, "cost": 10.0 / e, "val_acc": 0.5 + e / 10} for e in (1, 2, 3)]
     losses = [(i / 4, 2.0 - i / 10) for i in range(1, 13)]
-    fig = training_figure(history, losses, epochs=5, batches=4)
+    fig = training_figure(history, losses, epochs=5, batches=4, view="notebook")
     loss, cost, acc = fig.data
     assert list(cost.x) == [1, 2, 3] and list(cost.y) == [10.0, 5.0, 10.0 / 3]
     assert list(acc.y) == [0.6, 0.7, 0.8] and acc.yaxis == "y2"
     assert cost.line.color == "#d62728" and acc.line.color == "#1f77b4"
     assert list(loss.y) == pytest.approx([4 * v for _, v in losses])  # in cost units
     assert fig.layout.yaxis2.side == "right" and list(fig.layout.xaxis.range) == [0, 5.1]
-    assert [t.name for t in training_figure([], epochs=3).data] == ["cost", "validation accuracy"]
+    empty = training_figure([], epochs=3, view="notebook")
+    assert [t.name for t in empty.data] == ["cost", "test accuracy"]
 
 
 @pytest.mark.parametrize(
@@ -249,5 +290,105 @@ def test_training_figure_has_one_point_per_epoch_on_two_axes():
 )  # fmt: skip
 def test_accuracy_axis_stays_within_0_and_100_percent(accs, expected, tick):
     history = [{"epoch": i + 1, "cost": 1.0, "val_acc": a} for i, a in enumerate(accs)]
-    axis = training_figure(history).layout.yaxis2
+    axis = training_figure(history, view="notebook").layout.yaxis2
     assert list(axis.range) == pytest.approx(expected) and axis.dtick == tick
+
+
+def test_a_changed_setting_makes_the_preset_custom_and_reset_puts_it_back(jobs):
+    at = open_page()
+    assert "reset_preset" not in button_keys(at)
+    configure(at, w_lr=0.05)
+    assert widget(at, "w_preset").value == "custom"
+    assert "Custom (from Seed notebook)" in widget(at, "w_preset").options
+    caps = texts(at, "caption")
+    assert "Changed from the preset: Learning rate" in caps and "86.65%" not in caps
+    at.button(key="reset_preset").click().run()
+    assert widget(at, "w_preset").value == "seed" and widget(at, "w_lr").value == 0.1
+    assert PRESET_NOTES["seed"][1:] in texts(at, "caption")
+    configure(at, w_lr=0.05, w_epochs=2).run()  # picking the preset again also resets
+    widget(at, "w_preset").set_value("seed").run()
+    assert (widget(at, "w_lr").value, widget(at, "w_epochs").value) == (0.1, 5)
+
+
+def button_keys(at: AppTest) -> list[str]:
+    return [b.key for b in at.button]
+
+
+def test_the_live_view_is_on_top_and_the_settings_fold_while_running(jobs, gate, runs_dir):
+    at = open_page()
+    assert at.expander[0].proto.expanded  # idle: the settings are open
+    at.text_input(key="w_run_name").set_value("my first run")
+    run_id = start_held(at, jobs, gate)
+    settings = at.run().expander[0]
+    assert settings.label.startswith("Settings: seed+: 28x28, conv 64/128")
+    assert not settings.proto.expanded  # folded into its one-line summary
+    assert at.subheader[0].value.startswith("Training: run")
+    # The live view (status, buttons, progress) comes before the settings in the page.
+    kinds = [type(block).__name__ for block in at.main.children.values()]
+    assert kinds[:3] == ["Title", "Block", "Expander"]  # title, the live fragment, settings
+    assert {"stop", "pause"} <= set(button_keys(at)) and len(at.get("progress")) == 2
+    assert runs.find_run(run_id, runs_dir).name == "my first run"  # a rename event
+
+
+def step(jobs: JobManager) -> int:
+    snap = jobs.snapshot()
+    return (snap.epoch - 1) * snap.batches + snap.batch
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"never {what} within {WAIT} s")
+        time.sleep(0.01)
+
+
+def test_pause_holds_the_training_between_batches_and_stop_still_works(jobs, gate):
+    at = open_page()
+    start_held(at, jobs, gate)  # held by the gate inside batch 2's request for its data
+    at.button(key="pause").click().run()
+    assert jobs.snapshot().paused and "Paused: run" in at.subheader[0].value
+    assert "resume" in button_keys(at) and "pause" not in button_keys(at)
+    gate.release()  # now only the pause holds it: the batch under way ends, then it waits
+    wait_for(lambda: step(jobs) == 2, "finished the batch under way")
+    deadline = time.monotonic() + 1.0  # a negative: nothing to poll for but the time
+    while time.monotonic() < deadline:
+        assert step(jobs) == 2 and jobs.snapshot().running
+        time.sleep(0.05)
+    at.button(key="resume").click().run()
+    wait_for(lambda: step(jobs) > 3, "went on after Resume")
+    at.run().button(key="pause").click().run()
+    at.button(key="stop").click().run()  # Stop while paused: ends the run
+    assert jobs.join(WAIT) and jobs.snapshot().status == "stopped"
+    assert not jobs.snapshot().paused
+
+
+def test_the_time_left_includes_testing_and_says_when_the_machine_is_busy(jobs):
+    from dataclasses import replace as copy
+
+    from fmnist_app.jobs import JobSnapshot
+    from fmnist_app.train_view import eta
+
+    row = {"epoch": 1, "cost": 1.0, "train_loss": 1.0, "val_loss": 1.0, "val_acc": 0.5,
+           "seconds": 3.0, "elapsed_s": 3.0}  # fmt: skip
+    snap = JobSnapshot(status="running", config=PRESETS["seed"], n_train=1000, history=(row,),
+                       eta_s=8.0, images_per_s=500.0, best_images_per_s=500.0)  # fmt: skip
+    left, note = eta(snap)  # 4 tests left, each 3 s - 1000/500 s of training = 1 s
+    assert left == pytest.approx(8.0 + 4 * 1.0) and "testing included" in note
+    assert "busy" not in note
+    left, note = eta(copy(snap, images_per_s=100.0))
+    assert "the machine is busy: 100 images/s, the run's best is 500" in note
+
+
+def test_the_navigation_says_home_and_pages_use_material_icons_not_emoji(jobs):
+    at = open_page()
+    labels = [link.proto.label for link in at.sidebar.get("page_link")]
+    assert labels[:4] == ["Home", "Train", "Confusion matrix", "Sketch"]
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["toolbarMode"] == "viewer"  # no Deploy button
+    assert config["client"]["showSidebarNavigation"] is False  # ours says "Home"
+    sources = [REPO / "streamlit_app.py", *(REPO / "pages").glob("*.py"),
+               *(REPO / "fmnist_app").glob("*.py")]  # fmt: skip
+    for source in sources:  # emoji rendered as empty boxes where no emoji font is installed
+        emoji = [c for c in source.read_text() if ord(c) >= 0x1F000 or c == "\ufe0f"]
+        assert not emoji, f"{source.name}: {emoji}"

@@ -10,6 +10,7 @@ config: the tests pass however fast or slow the machine trains.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,7 +28,7 @@ MAX_EPOCHS = int(RANGES["epochs"][1])  # a run that is stopped long before its e
 LIVE_EPOCHS = 10
 TRAIL = ("points", "epoch", "step")  # of a live state, in failure messages
 STEPS = -(-N_TRAIN // BATCH)  # per epoch
-RUN_TITLE = re.compile(r"Training: run (\S+)")
+RUN_TITLE = re.compile(r"(?:Training|Paused): run (\S+)")
 FINISH_S = 240  # a whole small run on a loaded machine
 # What the live part of the page shows, read in one go (the fragment redraws every 0.5 s).
 # Elements of the previous redraw stay, marked stale, until the new one replaces them: a new
@@ -37,11 +38,11 @@ LIVE_STATE = """() => {
     const fresh = sel => main.querySelectorAll(
         '[data-testid="stElementContainer"]:not([data-stale="true"]) ' + sel);
     const gd = fresh('[data-testid="stPlotlyChart"] .js-plotly-plot')[0];
-    // points: of the cost trace in the figure; drawn: its markers in the SVG (a re-mounted
-    // chart draws them a moment after its data arrive).
+    // points: of the test accuracy trace (in both views); drawn: its markers in the SVG
+    // (a re-mounted chart draws them a moment after its data arrive).
     let points = null, drawn = null;
     if (gd && gd.data) {
-        const i = gd.data.findIndex(t => t.name === 'cost');
+        const i = gd.data.findIndex(t => t.name === 'test accuracy');
         const trace = gd.querySelectorAll('.scatterlayer .trace')[i];
         points = i < 0 ? 0 : gd.data[i].x.length;
         drawn = trace ? trace.querySelectorAll('.point').length : 0;
@@ -53,7 +54,8 @@ LIVE_STATE = """() => {
     const num = t => Number(t.replace(/,/g, ''));  // "1,234"
     const epoch = at ? num(at[1]) : null;  // the epoch in progress
     const step = at ? (epoch - 1) * num(at[3]) + num(at[2]) : null;  // batches done
-    const buttons = Array.from(fresh('button'), b => b.innerText.trim());
+    // A button's innerText starts with its Material icon's ligature ("stop Stop"): last word.
+    const buttons = Array.from(fresh('button'), b => b.innerText.trim().split(/\\s+/).pop());
     const outcome = fresh('[data-testid="stAlertContentSuccess"], ' +
         '[data-testid="stAlertContentWarning"], [data-testid="stAlertContentError"]');
     return {points, drawn, epoch, step, overall: overall ? Number(overall[1]) : null,
@@ -200,6 +202,32 @@ def test_train_small_config_live_until_active(
     expect(sidebar(page)).to_contain_text(f"Active model: {run_id} (finished, {epochs} ep")
     run = find_run(run_id, server.runs_dir)
     assert run.status == "finished" and run.epochs == list(range(1, epochs + 1))
+    assert_no_errors(page)
+
+
+@pytest.mark.usefixtures("stop_leftover_training")
+def test_the_chart_gains_a_point_within_a_second_of_the_epochs_end(
+    page: Page, server: Server
+) -> None:
+    """The gate holds the run right after epoch 1 ends (its row is in the record): from then
+    the chart has 1 s to show the point. The run cannot move on meanwhile, however fast."""
+    open_page(page, TRAIN)
+    server.gate.hold("step", 1)
+    run_id = start_training(page, server, epochs=MAX_EPOCHS)
+    server.gate.wait_held()
+    wait_live(page, "s.running && s.step === 1 && s.points === 0")
+    settings = main(page).get_by_test_id("stExpander").first  # folded to its summary
+    expect(settings).to_contain_text("Settings: seed+: 28x28")
+    expect(main(page).get_by_role("slider", name="Batch size")).to_be_hidden()
+    server.gate.hold("epoch", 1)
+    server.gate.wait_held()  # the epoch's end is recorded; the job holds the next batch
+    started = time.monotonic()
+    wait_live(page, "s.running && s.points === 1 && s.drawn === 1", timeout_s=1.0)
+    assert time.monotonic() - started <= 1.0
+    main(page).get_by_role("button", name="Pause").click()
+    expect(main(page).get_by_role("heading", name=re.compile("Paused: run"))).to_be_visible()
+    main(page).get_by_role("button", name="Stop").click()  # Stop works while paused
+    assert stopped_epochs(page, run_id) == 1
     assert_no_errors(page)
 
 

@@ -1,0 +1,195 @@
+"""What watching costs a training: the seed preset by the CLI vs on the Train page watched.
+
+    .venv/bin/python benchmarks/watch_bench.py                  # 3 rounds, one table
+    .venv/bin/python benchmarks/watch_bench.py --rounds 1 --json
+
+Each round trains the seed preset twice, one after the other, on this machine's data:
+
+- ``cli``: ``python -m fmnist_core train --preset seed`` in its own process;
+- ``watched``: ``streamlit run streamlit_app.py`` with a headless Chromium on the Train page,
+  Train clicked, the page left to poll (live chart, batch loss, progress) until the end.
+
+The time compared is each run's own ``train_s`` from its record (first batch to the end,
+testing included): starting the server or the CLI, loading data and pages do not count.
+"ratio" is the median watched time / the median CLI time (acceptance: at most 1.10). The
+watched page also counts its chart's updates (a MutationObserver over the chart's data):
+"updates/s" and the longest gap between two, so a cheap but stale chart cannot pass.
+A shared machine inflates and scatters both: compare rounds of one invocation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fmnist_core.record import Replay  # noqa: E402
+from fmnist_core.runs import list_runs  # noqa: E402
+
+CHROMIUMS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
+RUN_LIMIT_S = 900  # one seed run on a slow, busy machine
+# Every change of the chart's data, with the time it was seen (the page's clock, ms).
+OBSERVE = """() => {
+    window.__updates = [];
+    let last = '';
+    new MutationObserver(() => {
+        const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+        if (!gd || !gd.data) return;
+        const key = gd.data.map(t => (t.x || []).length).join(',');
+        if (key !== last) { last = key; window.__updates.push(performance.now()); }
+    }).observe(document.body, {subtree: true, childList: true, attributes: true});
+}"""
+
+
+def newest_train_s(runs_dir: Path) -> float:
+    runs = list_runs(runs_dir)
+    if not runs:
+        raise SystemExit(f"no run was saved in {runs_dir}")
+    state = Replay(runs[0].path).read()
+    if state.train_s is None:
+        raise SystemExit(f"run {runs[0].id} did not finish: {state.status} {state.reason}")
+    return state.train_s
+
+
+def run_cli(runs_dir: Path) -> float:
+    cmd = [
+        sys.executable,
+        "-m",
+        "fmnist_core",
+        "train",
+        "--preset",
+        "seed",
+        "--runs-dir",
+        str(runs_dir),
+    ]
+    subprocess.run(
+        cmd,
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=RUN_LIMIT_S,
+    )  # its progress line would flood the report
+    return newest_train_s(runs_dir)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(runs_dir: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "streamlit_app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.fileWatcherType",
+        "none",
+    ]
+    env = {**os.environ, "FMNIST_RUNS_DIR": str(runs_dir)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                return proc, url
+        except OSError:
+            time.sleep(0.2)  # the poll interval of a deadline loop
+    proc.kill()
+    raise SystemExit(f"streamlit did not start:\n{log.read_text()[-2000:]}")
+
+
+def run_watched(runs_dir: Path, scratch: Path) -> tuple[float, list[float]]:
+    """The seed preset trained by the server while Chromium watches; (train_s, update times)."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = next((p for p in CHROMIUMS if Path(p).exists()), None)
+    if chromium is None:
+        raise SystemExit("chromium not installed (apt-get install chromium)")
+    proc, url = _serve(runs_dir, scratch / "server.log")
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=chromium, args=["--no-sandbox", "--headless=new", "--disable-gpu"]
+            )
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{url}/Train")
+            page.get_by_role("button", name="Train", exact=True).click()
+            page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=120_000)
+            page.evaluate(OBSERVE)
+            page.get_by_test_id("stAlertContentSuccess").wait_for(timeout=RUN_LIMIT_S * 1000)
+            updates = page.evaluate("() => window.__updates")
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return newest_train_s(runs_dir), [t / 1000 for t in updates]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="CLI + watched pairs (default 3)")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    args = parser.parse_args(argv)
+    cli, watched, rates, gaps = [], [], [], []
+    with tempfile.TemporaryDirectory(prefix="watch-bench-") as tmp:
+        for i in range(args.rounds):
+            cli.append(run_cli(Path(tmp) / f"cli-{i}"))
+            seconds, updates = run_watched(Path(tmp) / f"watched-{i}", Path(tmp))
+            watched.append(seconds)
+            rates.append(len(updates) / seconds)
+            gaps.append(
+                max(
+                    (b - a for a, b in zip(updates, updates[1:], strict=False)),
+                    default=float("nan"),
+                )
+            )
+            print(
+                f"round {i + 1}: cli {cli[-1]:.1f} s, watched {seconds:.1f} s, chart "
+                f"{rates[-1]:.2f} updates/s, longest gap {gaps[-1]:.2f} s",
+                file=sys.stderr,
+            )
+    result = {
+        "cli_s": statistics.median(cli),
+        "watched_s": statistics.median(watched),
+        "ratio": statistics.median(watched) / statistics.median(cli),
+        "updates_per_s": statistics.median(rates),
+        "longest_gap_s": max(gaps),
+        "rounds": {"cli_s": cli, "watched_s": watched},
+        "cpus": os.cpu_count(),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"seed preset: CLI {result['cli_s']:.1f} s, watched {result['watched_s']:.1f} s "
+            f"(medians of {args.rounds}); ratio {result['ratio']:.3f}; the chart updated "
+            f"{result['updates_per_s']:.2f}/s, longest gap {result['longest_gap_s']:.2f} s"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
