@@ -17,7 +17,7 @@ from fmnist_core.runs import find_run
 
 from .conftest import Server, screenshot
 from .test_confusion import drag_slider_to_start, expected_matrix, gallery_heading, pick_cell
-from .ui import CONFUSION, assert_no_errors, main, open_page, plotly_point, wait_idle
+from .ui import CONFUSION, assert_no_errors, main, open_page, plotly_point, sidebar, wait_idle
 
 LEARNING = "/Learning"
 
@@ -113,7 +113,7 @@ def test_a_confusion_cell_is_highlighted_in_the_scatter(
     true, pred = pick_cell(page, cm)
     page.mouse.click(*plotly_point(chart, pred, true))  # x = predicted, y = true class
     expect(gallery_heading(page, true, pred, int(cm[true, pred]))).to_be_visible()
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Learning").click()
+    sidebar(page).get_by_role("link", name="Learning").click()  # the app's own page links
     wait_idle(page)
     section(page, "Feature space")  # the Confusion page's values are gone by now
     caption = f"{int(cm[true, pred])} of the shown images are true {CLASSES[true]} predicted"
