@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from fmnist_core import CLASSES
@@ -42,6 +43,8 @@ def scatter_state(chart: Locator) -> dict:
     )
 
 
+# The scatter must move between epochs: under FMNIST_TEST_PACE=fast the weights never change.
+@pytest.mark.learns
 def test_learning_views(page: Page, server: Server, active_trained_run: str) -> None:
     run = find_run(active_trained_run, server.runs_dir)
     preds, _, labels = dyn.run_predictions(run)
