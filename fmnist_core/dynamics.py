@@ -15,8 +15,7 @@ between consecutive saved epochs (Toneva et al. 2019). "Never learned": wrong at
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +24,7 @@ from torch import nn
 
 from fmnist_core.data import NUM_CLASSES, stratified_subset
 from fmnist_core.runs import Run
+from fmnist_core.threads import one_thread
 
 NOT_LEARNED = -1  # learned_at of an image wrong at the last epoch
 BINS = 15  # reliability bins of equal width over [0, 1] (Guo et al. use 15)
@@ -249,19 +249,6 @@ def calibrate(
 
 
 # --- a run's saved files -> the views' inputs -------------------------------------------
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Small tensor work on one thread: on the busy 2-core CPU, torch's second thread made
-    each ~100k-element op (isfinite, max, softmax) wait ~10-25 ms (measured); the setting is
-    per thread, so a training keeps its own."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @one_thread()

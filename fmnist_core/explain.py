@@ -22,8 +22,7 @@ to the input's size (bilinear) and to [0, 1], shows where the evidence for the c
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fmnist_core.data import NUM_CLASSES
+from fmnist_core.threads import one_thread
 
 
 @dataclass(frozen=True)
@@ -40,18 +40,6 @@ class Explanation:
     activations: list[np.ndarray]  # one (C, h, w) float32 array per conv block
     classes: tuple[int, ...]  # the classes of ``cams``, in order
     cams: np.ndarray  # (len(classes), S, S) float32 in [0, 1]
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """One CPU thread for one small image: more only adds waiting on a busy CPU (as in
-    fmnist_core.sketch.predict); the setting is per thread, so a training keeps its own."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _staged(model: nn.Module, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -105,7 +93,7 @@ def explain(model: nn.Module, tensor: torch.Tensor, classes: Sequence[int]) -> E
     if not classes:
         raise ValueError("explain needs at least one class for Grad-CAM")
     x = _input(model, tensor)
-    with _one_thread(), torch.enable_grad():
+    with one_thread(), torch.enable_grad():
         maps, logits = _staged(model, x)
         cams = []
         for i, cls in enumerate(classes):
@@ -130,7 +118,7 @@ def first_filters(model: nn.Module) -> np.ndarray:
 def saliency(model: nn.Module, tensor: torch.Tensor, cls: int) -> np.ndarray:
     """|d logit[cls] / d input| (S, S) for one input (1, 1, S, S), scaled to [0, 1]."""
     x = _input(model, tensor)
-    with _one_thread(), torch.enable_grad():
+    with one_thread(), torch.enable_grad():
         _, logits = _staged(model, x)
         (grad,) = torch.autograd.grad(logits[0, cls], x)
     grad = grad[0, 0].abs()
@@ -141,7 +129,7 @@ def epoch_probabilities(models: Sequence[nn.Module], tensor: torch.Tensor) -> np
     """Class probabilities (E, 10) of one input (1, 1, S, S) under each model (one per
     saved epoch, in order): how the answer for this image changed as the network learned."""
     rows = []
-    with _one_thread(), torch.inference_mode():
+    with one_thread(), torch.inference_mode():
         for model in models:
             logits = model(tensor.to(_device(model)))
             rows.append(torch.softmax(logits, dim=1)[0].float().cpu())

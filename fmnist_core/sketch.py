@@ -44,6 +44,7 @@ from fmnist_core.images import (  # noqa: F401 - re-exported: the sketch API rea
     read_data_url,
     read_upload,
 )
+from fmnist_core.threads import one_thread
 
 ITEM_SIZE = 28  # longest side of a training item's bounding box (measured, see above)
 FRAME = 28  # the dataset's image size
@@ -279,12 +280,8 @@ def predict(model: nn.Module, tensor: torch.Tensor) -> np.ndarray:
     With torch's OpenMP backend the setting is per thread, so a training thread keeps its own.
     """
     device = next(model.parameters()).device
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return torch.softmax(model(tensor.to(device)), dim=1)[0].float().cpu().numpy()
-    finally:
-        torch.set_num_threads(threads)
 
 
 def dataset_image(index: int, image_size: int, data_dir: str | Path | None = None) -> tuple:
