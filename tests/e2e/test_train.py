@@ -296,6 +296,10 @@ def test_second_tab_sees_live_run_and_refresh_keeps_it(
 def test_quick_changes_in_a_row_all_stick(page: Page) -> None:
     """Three changes made without waiting for the page to redraw in between: all stick."""
     open_page(page, TRAIN)
+    # A run the previous test stopped may still be ending (its settings folded): wait for
+    # the server to be idle, then load the page afresh with the settings open.
+    expect(train_button(page)).to_be_enabled(timeout=FINISH_S * 1000)
+    open_page(page, TRAIN)
     caption = main(page).get_by_text(f"{N_TRAIN:,} training images in batches of")
     expect(caption).to_be_visible()
     epochs = 3
