@@ -159,27 +159,27 @@ def _open_buttons(run: Run, active: bool) -> None:
         st.switch_page(SKETCH_PAGE)
 
 
+def _attempt(action, success: str) -> None:
+    """Run a run-changing ``action``; say how it went after the rerun it triggers."""
+    try:
+        action()
+        _say("ok", success)
+    except RunError as exc:
+        _say("error", str(exc))
+    st.rerun()
+
+
 def _rename_and_note(run: Run) -> None:
     with st.form(f"runs_rename_{run.id}", border=False):
         name = st.text_input("Name", value=run.name, max_chars=100, key=f"runs_name_{run.id}")
         if st.form_submit_button("Rename", icon=":material/edit:"):
-            try:
-                manage.rename(run.id, name)
-                _say("ok", f"Renamed {run.id} to {name.strip()}")
-            except RunError as exc:
-                _say("error", str(exc))
-            st.rerun()
+            _attempt(lambda: manage.rename(run.id, name), f"Renamed {run.id} to {name.strip()}")
     for note in run.notes:
         st.caption(plain(note))
     with st.form(f"runs_note_{run.id}", clear_on_submit=True, border=False):
         text = st.text_area("Add a note", max_chars=2000, key=f"runs_note_text_{run.id}", height=68)
         if st.form_submit_button("Add note", icon=":material/note_add:"):
-            try:
-                manage.add_note(run.id, text)
-                _say("ok", f"Note added to {run.id}")
-            except RunError as exc:
-                _say("error", str(exc))
-            st.rerun()
+            _attempt(lambda: manage.add_note(run.id, text), f"Note added to {run.id}")
 
 
 def _delete(run: Run, active: bool) -> None:

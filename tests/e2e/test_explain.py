@@ -19,16 +19,7 @@ from fmnist_core.runs import find_run
 
 from .conftest import Server, screenshot
 from .test_sketch import T_SHIRT
-from .ui import SKETCH, assert_no_errors, draw_stroke, main, open_page, wait_idle
-
-
-def _draw_t_shirt(page: Page) -> None:
-    upper = main(page).locator("canvas.upper-canvas")  # fabric.js's mouse layer
-    upper.scroll_into_view_if_needed()
-    box = upper.bounding_box()
-    assert box
-    for stroke in T_SHIRT:
-        draw_stroke(page, box, stroke)
+from .ui import SKETCH, assert_no_errors, draw_on_canvas, main, open_page, wait_idle
 
 
 def _pictures_fit(page: Page) -> None:
@@ -63,7 +54,7 @@ def test_panel_why_not_and_epoch_slider(page: Page, server: Server, active_train
     run = find_run(active_trained_run, server.runs_dir)
     page.set_viewport_size({"width": 1400, "height": 1000})
     open_page(page, SKETCH)
-    _draw_t_shirt(page)
+    draw_on_canvas(page, T_SHIRT)
     captions = main(page).get_by_test_id("stImageCaption")
     expect(main(page).get_by_text("What the network sees")).to_be_visible()
     predicted = main(page).get_by_test_id("stMetricValue").inner_text().strip()

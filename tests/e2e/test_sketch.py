@@ -17,7 +17,7 @@ from fmnist_core.runs import find_run
 from fmnist_core.sketch import predict, prepare
 
 from .conftest import Server, screenshot
-from .ui import SKETCH, assert_no_errors, draw_stroke, main, open_page
+from .ui import SKETCH, assert_no_errors, draw_on_canvas, main, open_page
 
 EMPTY_MESSAGE = "Draw something on the canvas"
 # A T-shirt outline: body, sleeves, neck; fractions of the canvas.
@@ -46,12 +46,7 @@ def test_draw_predict_and_clear(page: Page, server: Server, active_trained_run: 
     model = main(page).get_by_role("combobox", name="Model")
     expect(model).to_have_value(re.compile(rf"^Active: {run.id} "))
     expect(main(page).get_by_text(EMPTY_MESSAGE)).to_be_visible()
-    upper = main(page).locator("canvas.upper-canvas")  # fabric.js's mouse layer
-    upper.scroll_into_view_if_needed()
-    box = upper.bounding_box()
-    assert box
-    for stroke in T_SHIRT:
-        draw_stroke(page, box, stroke)
+    draw_on_canvas(page, T_SHIRT)
 
     size = run.config.image_size
     expect(main(page).get_by_text(f"What the model sees ({size}x{size})")).to_be_visible()

@@ -82,3 +82,13 @@ def draw_stroke(page: Page, box: dict[str, float], points: list[tuple[float, flo
     for x, y in xy[1:]:
         page.mouse.move(x, y, steps=6)
     page.mouse.up()
+
+
+def draw_on_canvas(page: Page, strokes: list[list[tuple[float, float]]]) -> None:
+    """Draw ``strokes`` (fractions of the canvas) on the Sketch page's canvas."""
+    upper = main(page).locator("canvas.upper-canvas")  # fabric.js's mouse layer
+    upper.scroll_into_view_if_needed()
+    box = upper.bounding_box()
+    assert box, "no drawing canvas on the page"
+    for stroke in strokes:
+        draw_stroke(page, box, stroke)
