@@ -222,18 +222,24 @@ def preset_picker() -> None:
         format_func=F.preset_labels().get,
         help="Fills every setting below with a known recipe; then change any.",
     )
-    if changed := F.changed_fields():
-        names = ", ".join(F.C.LABELS.get(k, k) for k in changed)
-        st.caption(f"Changed from the preset: {names}. What the preset gives no longer applies.")
-        st.button(
-            "Reset to preset",
-            key="reset_preset",
-            on_click=F.reset_preset,
-            icon=":material/restart_alt:",
-        )
-    else:
-        note = PRESET_NOTES.get(F.base_name(), "")
-        st.caption(note[:1].upper() + note[1:])
+    # One container whatever it holds: the widgets below keep their place in the page. When
+    # the first change added a Reset button in line with them, every slider below was drawn
+    # anew, and a change made to one while the page redrew was lost.
+    with st.container():
+        if changed := F.changed_fields():
+            names = ", ".join(F.C.LABELS.get(k, k) for k in changed)
+            st.caption(
+                f"Changed from the preset: {names}. What the preset gives no longer applies."
+            )
+            st.button(
+                "Reset to preset",
+                key="reset_preset",
+                on_click=F.reset_preset,
+                icon=":material/restart_alt:",
+            )
+        else:
+            note = PRESET_NOTES.get(F.base_name(), "")
+            st.caption(note[:1].upper() + note[1:])
 
 
 def settings(snap: JobSnapshot, status_ok: bool, n_images: int | None) -> None:
@@ -299,8 +305,9 @@ def main() -> None:
     elif "w_preset_base" not in st.session_state:  # a form kept from before this version
         st.session_state.w_preset_base = F.base_name()
     snap = job_manager().snapshot()
-    if err := st.session_state.pop("train_error", None):
-        st.error(err, icon=":material/error:")
+    with st.container():  # (the same place in the page with or without an error)
+        if err := st.session_state.pop("train_error", None):
+            st.error(err, icon=":material/error:")
     # Every poll redraws in the browser, which often shares the CPU with the training.
     st.fragment(live, run_every=LIVE_POLL_S if snap.running else None)(snap.running)
     settings(snap, status.ok, n_images)
