@@ -82,8 +82,22 @@ def base_name() -> str:
     return picked if picked != CUSTOM else choice("w_preset_base", C.PRESETS)
 
 
+def settings_changed_since_drawn() -> bool:
+    """Whether a setting differs from the value the page last drew (``save_form``'s copy)."""
+    drawn, state = st.session_state.get(FORM_KEY, {}), st.session_state
+    keys = (f"w_{k}" for k in C.TrainConfig().to_dict() if k != "name")
+    return any(k in drawn and k in state and state[k] != drawn[k] for k in keys)
+
+
 def on_preset() -> None:
-    """The preset selector's callback: every widget to the picked preset ("Custom": none)."""
+    """The preset selector's callback: every widget to the picked preset ("Custom": none).
+
+    A pick that arrives together with a change of a setting is no pick: the page had set the
+    selector to "Custom" in the redraw after an earlier change, and the browser, sending the
+    next change before it drew that, echoed the selector's old value. Applying it reset the
+    form under the user and lost the change (``mark_custom`` puts "Custom" back)."""
+    if settings_changed_since_drawn():
+        return
     if choice("w_preset", PRESET_OPTIONS) != CUSTOM:  # a forged name: the default preset
         st.session_state.w_preset = st.session_state.w_preset_base = base_name()
         fill(C.PRESETS[base_name()])

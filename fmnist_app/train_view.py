@@ -305,9 +305,8 @@ def main() -> None:
     elif "w_preset_base" not in st.session_state:  # a form kept from before this version
         st.session_state.w_preset_base = F.base_name()
     snap = job_manager().snapshot()
-    with st.container():  # (the same place in the page with or without an error)
-        if err := st.session_state.pop("train_error", None):
-            st.error(err, icon=":material/error:")
+    if err := st.session_state.pop("train_error", None):
+        st.error(err, icon=":material/error:")
     # Every poll redraws in the browser, which often shares the CPU with the training.
     st.fragment(live, run_every=LIVE_POLL_S if snap.running else None)(snap.running)
     settings(snap, status.ok, n_images)

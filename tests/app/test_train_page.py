@@ -310,6 +310,20 @@ def test_a_changed_setting_makes_the_preset_custom_and_reset_puts_it_back(jobs):
     assert (widget(at, "w_lr").value, widget(at, "w_epochs").value) == (0.1, 5)
 
 
+def test_a_stale_preset_echo_with_another_change_does_not_reset_the_form(jobs):
+    """The page sets the selector to "Custom" in the redraw after a first change; a second
+    change sent before the browser drew that carries the selector's old value ("seed"). That is
+    no pick of the preset: the form must keep both changes (it was reset to the preset, and
+    the second change lost - the CI failure of test_quick_changes_in_a_row_all_stick)."""
+    at = open_page()
+    configure(at, w_image_size=28)
+    assert widget(at, "w_preset").value == "custom"
+    widget(at, "w_preset").set_value("seed")  # the browser's stale value, in the same request
+    widget(at, "w_batch_size").set_value(16).run()
+    assert (widget(at, "w_image_size").value, widget(at, "w_batch_size").value) == (28, 16)
+    assert widget(at, "w_preset").value == "custom"
+
+
 def button_keys(at: AppTest) -> list[str]:
     return [b.key for b in at.button]
 
