@@ -3,6 +3,7 @@
 Usage::
 
     python -m fmnist_core train --preset seed --json
+    torchrun --standalone --nproc-per-node 2 -m fmnist_core train --preset quick   # DDP
     python -m fmnist_core runs [--json]
     python -m fmnist_core runs rename|note|delete|prune ...   (see cli_runs.py)
     python -m fmnist_core evaluate RUN_ID [--epoch N]
@@ -111,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--runs-dir", type=_folder,
                     help="where runs are saved (default: runs/ or FMNIST_RUNS_DIR)")  # fmt: skip
     tr.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
+    tr.add_argument("--run-id-file", type=_folder, metavar="FILE",
+                    help="write the new run's id to FILE once its folder exists (for a "
+                    "launcher following the run)")  # fmt: skip
     ls = _subparser(sub, "runs", "list saved runs (with the disk they use), or manage one")
     ls.add_argument("--runs-dir", type=_folder)
     cli_runs.add_runs_actions(ls, _folder)
@@ -235,7 +239,9 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         cfg = config_from_args(args)
     except C.ConfigError as exc:
         parser.error(str(exc))
-    return run_training(cfg, args.data_dir, args.runs_dir, args.json, parser.error)
+    return run_training(
+        cfg, args.data_dir, args.runs_dir, args.json, parser.error, args.run_id_file
+    )
 
 
 def _run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

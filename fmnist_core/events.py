@@ -35,6 +35,8 @@ class Started:
     batches_per_epoch: int
     parameters: int
     data_source: str
+    world_size: int = 1  # processes training the model (torchrun); 1 = a single process
+    backend: str = ""  # torch.distributed backend ("gloo", "nccl"); "" for one process
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,8 @@ def started_line(event: Started) -> dict[str, Any]:
     return {"type": "started", "time": time.time(), "device": event.device,
             "n_train": event.n_train, "n_test": event.n_test,
             "batches": event.batches_per_epoch, "parameters": event.parameters,
-            "data_source": event.data_source}  # fmt: skip
+            "data_source": event.data_source, "world_size": event.world_size,
+            "backend": event.backend}  # fmt: skip
 
 
 def batch_line(last: BatchProgress, losses: Sequence[float]) -> dict[str, Any]:

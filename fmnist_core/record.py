@@ -107,6 +107,8 @@ class RunState:
     n_test: int = 0
     parameters: int = 0
     data_source: str = ""
+    world_size: int = 1  # processes that trained it (torchrun); 1 = one process
+    backend: str = ""  # their torch.distributed backend; "" for one process
     epoch: int = 0  # progress: the last reported batch (1-based); 0 before the first
     batch: int = 0
     batches: int = 0  # batches per epoch
@@ -220,7 +222,8 @@ class Replay:
         f = self._fields
         f["started"] = obj["time"] if _number(obj.get("time")) else None
         for key, ok in (("device", _text), ("data_source", _text), ("n_train", _count),
-                        ("n_test", _count), ("parameters", _count)):  # fmt: skip
+                        ("n_test", _count), ("parameters", _count), ("world_size", _count),
+                        ("backend", _text)):  # fmt: skip
             if ok(obj.get(key)):
                 f[key] = obj[key]
         if _count(obj.get("batches")):
