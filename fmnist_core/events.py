@@ -8,7 +8,8 @@ Every consumer of a training (the recorder, the CLI's ``--json``, the app's live
 tests) builds an epoch row with ``epoch_row``: one shape, defined here. The log holds one JSON
 object per line with a ``type``: "started", "batch" (the batch losses since the previous batch
 line, then the progress of the last of them), "epoch" (an epoch row), "end", and "rename" /
-"note" written by whoever manages runs. No torch needed to read it.
+"note" written by whoever manages runs, "sweep" (sweep id, trial, drawn values) written by a
+sweep's trial right after the run's folder exists. No torch needed to read it.
 """
 
 from __future__ import annotations

@@ -189,7 +189,8 @@ def summary(run: Run) -> dict[str, Any]:
         "best_epoch": int(best["epoch"]) if best else None,
         "train_s": train_s, "config": run.config.to_dict(),
         "device": run.info.get("device"), "world_size": run.info.get("world_size", 1),
-        "backend": run.info.get("backend", ""), "notes": run.notes,
+        "backend": run.info.get("backend", ""), "sweep_id": run.info.get("sweep_id", ""),
+        "notes": run.notes,
     }  # fmt: skip
 
 

@@ -121,6 +121,8 @@ class RunState:
     train_s: float | None = None
     name: str = ""  # set by a "rename" line
     notes: tuple[str, ...] = ()  # the "note" lines' texts, oldest first
+    sweep_id: str = ""  # the sweep this run is a trial of ("sweep" line); "" for none
+    sweep_params: tuple[tuple[str, Any], ...] = ()  # the values the sweep drew for it
     skipped: int = 0  # garbled complete lines (a short write on a full disk)
     problem: str = ""  # why the log is nonsense (the run is then broken); "" when sane
 
@@ -135,6 +137,10 @@ def _count(value: Any) -> bool:
 
 def _text(value: Any, limit: int = 4096) -> bool:
     return isinstance(value, str) and len(value) <= limit
+
+
+def _scalar(value: Any) -> bool:
+    return _number(value) or isinstance(value, bool) or _text(value, 100)
 
 
 class Replay:
@@ -265,6 +271,14 @@ class Replay:
         if _text(obj.get("name"), 200):
             self._fields["name"] = obj["name"]
 
+    def _sweep(self, obj: dict[str, Any]) -> None:
+        params = obj.get("params")
+        if not _text(obj.get("sweep_id"), 200) or not isinstance(params, dict):
+            self._skip()
+            return
+        drawn = tuple((k, v) for k, v in params.items() if _text(k, 100) and _scalar(v))
+        self._fields.update(sweep_id=obj["sweep_id"], sweep_params=drawn)
+
     def _note(self, obj: dict[str, Any]) -> None:
         if _text(obj.get("text"), 10_000):
             self._fields["notes"] = (*self._fields.get("notes", ()), obj["text"])
@@ -277,6 +291,7 @@ _APPLY = {
     "end": Replay._end,
     "rename": Replay._rename,
     "note": Replay._note,
+    "sweep": Replay._sweep,
 }
 _followed: dict[str, Replay] = {}
 _followed_lock = threading.Lock()
