@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from fmnist_core import distributed
+from fmnist_core import cli, distributed, launch
+from fmnist_core.config import preset
 from fmnist_core.gate import ENV as GATE_ENV
 from fmnist_core.gate import Gate
 from fmnist_core.record import Replay
@@ -155,3 +156,39 @@ def test_a_dead_rank_is_reported(tiny_env, runs_dir, tmp_path):
     assert "SIGKILL" in err or "Signal 9" in err, err[-2000:]
     (run,) = list_runs(runs_dir)
     assert run.status in ("failed", "interrupted")  # never "running", never "finished"
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        preset("seed"),
+        preset("strong").replace(lr=0.123456789, augment=False, epochs=2),
+        preset("quick").replace(name="quick+", optimizer="adamw", amp=True, train_subset=600),
+    ],
+)
+def test_train_args_rebuild_the_config(cfg):
+    args = cli.build_parser().parse_args(["train", *launch.train_args(cfg)])
+    assert cli.config_from_args(args) == cfg
+
+
+def test_launched_group_stops_on_one_signal_to_the_group(tiny_env, runs_dir, tmp_path,
+                                                         monkeypatch):  # fmt: skip
+    gate = Gate(tmp_path / "gate")
+    gate.hold("step", 1)
+    monkeypatch.setenv(GATE_ENV, str(gate.folder))
+    cfg = preset("quick").replace(train_subset=600, batch_size=60, epochs=2, device="cpu")
+    job = launch.launch_torchrun(cfg, 2, runs_dir)
+    try:
+        gate.wait_held(TIMEOUT_S)
+        run_id = job.run_id()
+        assert run_id is not None and job.poll() is None
+        job.stop()  # what the app's Stop does: SIGINT to torchrun and every rank
+        job.wait(TIMEOUT_S)
+        state = Replay(runs_dir / run_id).read()
+        assert (state.status, state.reason) == ("stopped", "stopped by the user"), job.output_tail()
+        assert state.world_size == 2
+        with pytest.raises(ProcessLookupError):  # nothing of the group is left
+            os.killpg(job.proc.pid, 0)
+    finally:
+        job.kill()
+        job.cleanup()
