@@ -114,12 +114,16 @@ def close() -> None:
 
 def all_sum(values: list[float], device: torch.device) -> list[float]:
     """The sum over all ranks of each of ``values`` (float64: counts stay exact)."""
-    t = torch.tensor(values, dtype=torch.float64, device=device)
+    return all_sum_(torch.tensor(values, dtype=torch.float64, device=device)).tolist()
+
+
+def all_sum_(t: torch.Tensor) -> torch.Tensor:
+    """Sum ``t`` over all ranks, in place, where it lives (no copy to the host)."""
     try:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     except Exception as exc:  # noqa: BLE001 - gloo/NCCL raise several types for a dead peer
         raise DistError(DIED.format(error=short(exc))) from exc
-    return t.tolist()
+    return t
 
 
 def from_main(values: list[float], device: torch.device) -> list[float]:

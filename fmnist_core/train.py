@@ -226,8 +226,10 @@ def _step(run: _Setup, take: torch.Tensor) -> float:
         loss_value = loss.item()
     else:  # DDP averages the ranks' gradients: so scaled, they are the global mean's
         (loss * (ctx.world_size / n)).backward()
-        # every rank gets the same loss, so all agree on a divergence
-        loss_value = distributed.all_sum([loss.item()], run.device)[0] / n
+        # every rank gets the same loss, so all agree on a divergence; summed on the device,
+        # read once (the one host sync per step, which the progress needs anyway)
+        total = distributed.all_sum_(loss.detach().double().reshape(1))
+        loss_value = total.item() / n
     if not _diverged(loss_value):
         run.optimizer.step()
         if run.scheduler:
