@@ -12,9 +12,11 @@ its own fresh process(es) into a temporary runs folder, one after the other:
 - ``ddp 2``: ``torchrun --standalone --nproc-per-node 2 -m fmnist_core train``.
 
 "train s" is the run's own training time (from its first batch; imports, data loading and
-the process group's start-up excluded), "wall s" the whole command. Ratios are against
-``1 proc`` of the same preset and repeat; with ``--repeats`` the medians are shown. On a
-machine shared with other work every time is inflated and noisy: compare the ratios.
+the process group's start-up excluded), "wall s" the whole command. Ratios are against the
+first of ``--variants`` (default: ``1 proc``) of the same preset; with ``--repeats`` the
+medians are shown. On a machine shared with other work every time is inflated and noisy
+(with 2 threads on a loaded 2-core machine, ``1 proc`` suffers most: its threads spin
+against each other): compare ratios, and ``ddp 2`` against ``1 proc 1 thr`` too.
 """
 
 from __future__ import annotations
@@ -63,27 +65,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--presets", default="seed", help="comma-separated (default: seed)")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated, the first is the baseline (default: all of "
+                        f"{', '.join(VARIANTS)})")  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    variants = args.variants.split(",")
+    if not set(variants) <= set(VARIANTS):
+        parser.error(f"--variants: choose from {', '.join(VARIANTS)}")
     rows = []
     for preset in args.presets.split(","):
         for _ in range(args.repeats):
-            for variant in VARIANTS:  # interleaved: a load change hits every variant alike
+            for variant in variants:  # interleaved: a load change hits every variant alike
                 rows.append(measure(variant, preset))
                 if not args.json:
                     r = rows[-1]
                     print(f"  {preset:<7} {variant:<13} train {r['train_s']:7.1f} s  "
                           f"acc {r['val_acc']:.2%}", file=sys.stderr)  # fmt: skip
-    report(rows, args.presets.split(","), args.json)
+    report(rows, args.presets.split(","), variants, args.json)
 
 
-def report(rows: list[dict], presets: list[str], as_json: bool) -> None:
+def report(rows: list[dict], presets: list[str], variants: list[str], as_json: bool) -> None:
     table = []
     for preset in presets:
-        base = [r for r in rows if r["preset"] == preset and r["variant"] == "1 proc"]
+        base = [r for r in rows if r["preset"] == preset and r["variant"] == variants[0]]
         base_s = statistics.median(r["train_s"] for r in base)
         base_acc = statistics.median(r["val_acc"] for r in base)
-        for variant in VARIANTS:
+        for variant in variants:
             mine = [r for r in rows if r["preset"] == preset and r["variant"] == variant]
             train_s = statistics.median(r["train_s"] for r in mine)
             table.append({"preset": preset, "variant": variant, "train_s": round(train_s, 2),
@@ -97,7 +105,7 @@ def report(rows: list[dict], presets: list[str], as_json: bool) -> None:
         return
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end")
     print(f"{'preset':<7} {'variant':<13} {'train s':>8} {'wall s':>7} {'val acc':>8} "
-          f"{'time / 1 proc':>13} {'acc diff':>9}")  # fmt: skip
+          f"{'time ratio':>13} {'acc diff':>9}   (ratios against {variants[0]})")  # fmt: skip
     for r in table:
         ratio, diff = r["time_ratio"], r["acc_diff_points"]
         print(f"{r['preset']:<7} {r['variant']:<13} {r['train_s']:>8.1f} {r['wall_s']:>7.1f} "
