@@ -43,7 +43,7 @@ from fmnist_core.events import Event, RunEnd
 from fmnist_core.gate import Gate
 from fmnist_core.launch import launch_torchrun
 from fmnist_core.manage import rename
-from fmnist_core.record import MAX_LOSS_POINTS, LossTrace, Replay
+from fmnist_core.record import MAX_LOSS_POINTS, LossTrace, Replay, end_abandoned
 from fmnist_core.runs import RunError, runs_dir, set_active
 from fmnist_core.session import start_run
 
@@ -263,6 +263,11 @@ class JobManager:
                 f"process died or could not start: {tail or 'no output'}"
             )
             log.error(reason)
+            if run is not None:  # its writer is gone: the record says why it ended
+                try:
+                    end_abandoned(replay.path.parent, reason)
+                except (OSError, RunError) as exc:
+                    log.error("could not mark run %s failed: %s", run_id, exc)
         with self._lock:
             self._state = replace(self._state, status=status, reason=reason, stopping=False)
 

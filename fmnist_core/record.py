@@ -53,7 +53,7 @@ from fmnist_core.events import (
     epoch_row,
     started_line,
 )
-from fmnist_core.runfiles import STATUSES, RunError, process_start, runs_dir
+from fmnist_core.runfiles import STATUSES, RunError, process_start, read_json, runs_dir
 
 log = logging.getLogger(__name__)
 BATCH_INTERVAL_S = 0.1  # at most ~10 batch lines a second
@@ -418,3 +418,20 @@ class RunRecorder:
             with contextlib.suppress(OSError):  # the disk may refuse this too
                 write()
         return end
+
+
+def end_abandoned(run_path: str | Path, reason: str) -> None:
+    """End, as "failed" with ``reason``, a run whose writer died before its "end" line (a
+    torchrun group whose rank 0 was killed): its record and status.json then say why, instead
+    of the run being listed as interrupted. Only for a writer known to be gone."""
+    path = Path(run_path)
+    state = Replay(path, losses=False).read()
+    if state.status != "running":
+        return  # it did end: its own end stays
+    acc = state.rows[-1]["val_acc"] if state.rows else None
+    end = RunEnd("failed", reason, len(state.rows), acc, state.elapsed_s)
+    append_event(path, end_line(end))
+    info = read_json(path / "status.json")
+    info = info if isinstance(info, dict) else {}
+    info.update(status="failed", reason=reason, ended=time.time(), final_val_acc=acc)
+    atomic_write_json(path / "status.json", info)

@@ -14,7 +14,7 @@ from fmnist_app.common import plain
 from fmnist_app.jobs import JobManager
 from fmnist_core.events import append_event
 from fmnist_core.record import Replay
-from fmnist_core.runs import runs_dir
+from fmnist_core.runs import find_run, runs_dir
 from tests.app.test_train_page import open_page, run_until, texts, widget
 from tests.fake_runs import make_run
 
@@ -102,3 +102,7 @@ def test_a_group_that_died_is_reported_as_failed(jobs: JobManager):
     error = texts(at, "error")  # markdown-escaped by the page
     assert plain("exit status 1") in error and plain(tail) in error, error
     assert not jobs.snapshot().active
+    assert jobs.join(WAIT)
+    run = find_run(group.id)  # its record says why it ended, not "interrupted" later
+    assert run.status == "failed" and "exit status 1" in run.info["reason"]
+    assert len(run.history) == 1
