@@ -36,6 +36,7 @@ SYNTAX = (
 )
 SCHEDULERS = ("none", "asha")
 STOPPED_EARLY = "stopped early by the sweep's scheduler (ASHA): its accuracy trailed"
+SWEEP_ENDED = "stopped: the sweep ended before this trial (interrupted?)"  # no scheduler
 INSTALL_RAY = (
     "sweeps need Ray Tune, which is not installed: pip install -r requirements-ray.txt "
     "(or: pip install 'ray[tune]')"
@@ -157,7 +158,8 @@ class Trial:
                                      "params": drawn})  # fmt: skip
         self._stop = threading.Event()
         self._events: Iterator[Event] = self.rec.record(
-            _early(train(self.cfg, tensors, self._stop)), tensors.test_y
+            _early(train(self.cfg, tensors, self._stop), settings.get("scheduler", "asha")),
+            tensors.test_y,
         )
         self.end: RunEnd | None = None
         self.acc = 0.0
@@ -197,11 +199,13 @@ class Trial:
             self._drain()
 
 
-def _early(events: Iterator[Event]) -> Iterator[Event]:
-    """A "stopped" end says it was the sweep's scheduler (the only one who stops a trial)."""
+def _early(events: Iterator[Event], scheduler: str) -> Iterator[Event]:
+    """A "stopped" end says who stopped it: only Tune does, for its scheduler (ASHA) or
+    because the sweep itself ended early (Ctrl-C)."""
     for event in events:
         if isinstance(event, RunEnd) and event.status == "stopped":
-            event = RunEnd("stopped", STOPPED_EARLY, event.epochs_done, event.final_val_acc,
+            why = STOPPED_EARLY if scheduler == "asha" else SWEEP_ENDED
+            event = RunEnd("stopped", why, event.epochs_done, event.final_val_acc,
                            event.train_s)  # fmt: skip
         yield event
 
@@ -306,7 +310,8 @@ def run_sweep(
     from ray.tune.search import BasicVariantGenerator  # noqa: PLC0415
 
     sweep_id = new_sweep_id()
-    space = {**_settings(base, params, runs_dir, data_dir, sweep_id, cpus_per_trial),
+    settings = _settings(base, params, runs_dir, data_dir, sweep_id, cpus_per_trial)
+    space = {**settings, "scheduler": scheduler,
              **{p.name: p.tune_domain(tune) for p in params}}  # fmt: skip
     asha = None
     if scheduler == "asha":

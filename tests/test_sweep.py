@@ -78,10 +78,10 @@ def test_without_ray_sweep_says_how_to_install_it(tiny_env, monkeypatch, capsys)
     assert "pip install -r requirements-ray.txt" in capsys.readouterr().err
 
 
-def _settings(runs_dir, data_dir, **drawn):
+def _settings(runs_dir, data_dir, scheduler="asha", **drawn):
     return {"base": BASE.to_dict(), "swept": list(drawn), "sweep_id": "sweep-test-1",
             "runs_dir": str(runs_dir), "data_dir": str(data_dir), "trial": "t0",
-            **drawn}  # fmt: skip
+            "scheduler": scheduler, **drawn}  # fmt: skip
 
 
 def test_a_trial_is_a_tagged_run_reporting_each_epoch(tiny_env, runs_dir):
@@ -97,12 +97,15 @@ def test_a_trial_is_a_tagged_run_reporting_each_epoch(tiny_env, runs_dir):
     assert last["val_acc"] == run.final_val_acc
 
 
-def test_a_trial_stopped_by_the_scheduler_ends_stopped_early(tiny_env, runs_dir):
-    trial = sweep.Trial(_settings(runs_dir, tiny_env, batch_size=100))
+@pytest.mark.parametrize(
+    ("scheduler", "reason"), [("asha", sweep.STOPPED_EARLY), ("none", sweep.SWEEP_ENDED)]
+)
+def test_a_trial_stopped_by_tune_says_why(tiny_env, runs_dir, scheduler, reason):
+    trial = sweep.Trial(_settings(runs_dir, tiny_env, scheduler, batch_size=100))
     assert trial.step()["epoch"] == 1
-    trial.stop()  # what Tune's cleanup does when ASHA gives up on the trial
+    trial.stop()  # what Tune's cleanup does when ASHA gives up on the trial (or the sweep ends)
     state = Replay(runs_dir / trial.run_id).read()
-    assert (state.status, state.reason) == ("stopped", sweep.STOPPED_EARLY)
+    assert (state.status, state.reason) == ("stopped", reason)
     assert len(state.rows) == 1 and state.sweep_id == "sweep-test-1"
 
 
