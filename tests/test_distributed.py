@@ -78,6 +78,13 @@ def test_two_processes_make_one_run_with_single_process_numbers(tiny_env, runs_d
         assert a["val_acc"] == pytest.approx(b["val_acc"], abs=0.01)
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-3)
         assert a["cost"] == pytest.approx(b["cost"], rel=1e-3)
+    again = subprocess.run(torchrun(*FLAGS), capture_output=True, text=True, cwd=REPO, env=env,
+                           timeout=TIMEOUT_S)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    numbers = ("cost", "train_loss", "val_loss", "val_acc")  # same seed, same world size:
+    assert [[r[k] for k in numbers] for r in summary(again.stdout)[0]] == [
+        [r[k] for k in numbers] for r in rows
+    ]  # the same numbers, exactly
 
 
 def _children(pid: int) -> list[int]:
