@@ -12,6 +12,7 @@ import torch
 from fmnist_app.common import choice, plural
 from fmnist_app.jobs import JobError, job_manager
 from fmnist_core import config as C
+from fmnist_core.launch import MAX_PROCESSES
 
 PRESET_LABELS = {"seed": "Seed notebook", "quick": "Quick look", "strong": "Strong"}
 LR_VALUES = sorted(
@@ -47,6 +48,13 @@ HELP = {
     "device": "auto picks a CUDA GPU when there is one.",
 }
 FORM_KEY = "train_form"  # the widgets' values, kept across page switches
+RUN_ON = {"thread": "this server (background thread)", "torchrun": "N processes (torchrun)"}
+RUN_ON_HELP = (
+    "A background thread of this server (the default), or one model trained by several "
+    "processes with PyTorch's DistributedDataParallel (torchrun, gloo on the CPU, one GPU "
+    "each on CUDA). The global batch stays the Batch size; each process takes its share. "
+    "On a CPU, processes only pay off with spare cores."
+)
 NAME_MAX = 100  # fmnist_core.runs.NAME_MAX: a run name's length
 
 
@@ -138,7 +146,9 @@ def start(n_images: int | None) -> None:
     try:
         if errors:
             raise JobError("Cannot train with these settings: " + "; ".join(errors))
-        job_manager().start(cfg, name=str(st.session_state.get("w_run_name") or ""))
+        job_manager().start(
+            cfg, name=str(st.session_state.get("w_run_name") or ""), processes=processes()
+        )
         st.session_state.pop("train_error", None)
     except JobError as exc:
         st.session_state.train_error = str(exc)
@@ -176,6 +186,27 @@ def controls(momentum_used: bool) -> None:
             a3.toggle(SWITCH_LABELS.get(name, name), key=f"w_{name}", help=what)
         devices = C.DEVICES if torch.cuda.is_available() else ("auto", "cpu")
         a3.selectbox("Device", devices, key="w_device", help=HELP["device"])
+
+
+def run_on() -> None:
+    """Where the training runs: this server's thread, or N torchrun processes."""
+    st.session_state.setdefault("w_run_on", "thread")
+    st.session_state.setdefault("w_processes", 2)
+    where, count = st.columns([2, 1])
+    where.radio("Run on", list(RUN_ON), key="w_run_on", format_func=RUN_ON.get,
+                horizontal=True, help=RUN_ON_HELP)  # fmt: skip
+    count.number_input("Processes", 2, MAX_PROCESSES, step=1, key="w_processes",
+                       disabled=choice("w_run_on", RUN_ON) != "torchrun",
+                       help="torchrun processes on this machine (--nproc-per-node)")  # fmt: skip
+
+
+def processes() -> int:
+    """1 for this server's thread, else the number of torchrun processes asked for."""
+    if choice("w_run_on", RUN_ON) != "torchrun":
+        return 1
+    n = st.session_state.get("w_processes", 2)
+    ok = isinstance(n, int) and not isinstance(n, bool) and 2 <= n <= MAX_PROCESSES
+    return n if ok else 2
 
 
 def config_or_errors(n_images: int | None) -> tuple[C.TrainConfig | None, list[str]]:

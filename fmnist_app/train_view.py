@@ -141,14 +141,17 @@ def buttons(snap: JobSnapshot) -> None:
             help="Go on from the batch it waits at.",
         )
     else:
+        group = snap.processes > 1
         b2.button(
             "Pause",
             key="pause",
             on_click=jobs.pause,
-            disabled=snap.stopping,
+            disabled=snap.stopping or group,
             icon=":material/pause:",
             width="stretch",
-            help="The training waits between two batches until you resume.",
+            help="torchrun processes cannot pause; Stop keeps the finished epochs"
+            if group
+            else "The training waits between two batches until you resume.",
         )
 
 
@@ -203,7 +206,10 @@ def live(was_running: bool) -> None:
         return
     what = "Paused" if snap.paused else "Training" if snap.running else "Last training"
     st.subheader(f"{what}: run `{snap.run_id or '...'}`")
-    st.caption(F.describe(snap.config) + (f" - on {snap.device}" if snap.device else ""))
+    where = f" - on {snap.device}" if snap.device else ""
+    if snap.processes > 1:
+        where += f", {snap.processes} torchrun processes"
+    st.caption(F.describe(snap.config) + where)
     if snap.running:
         buttons(snap)
         progress(snap)
@@ -258,6 +264,7 @@ def settings(snap: JobSnapshot, status_ok: bool, n_images: int | None) -> None:
             placeholder="e.g. seed with lr 0.05",
             help="Shown on the Runs page; the run id stays as it is.",
         )
+        F.run_on()
         F.save_form()
         if cfg:
             note = f" Advanced settings in use: {changed}." if (changed := F.advanced(cfg)) else ""

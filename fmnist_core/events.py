@@ -8,7 +8,8 @@ Every consumer of a training (the recorder, the CLI's ``--json``, the app's live
 tests) builds an epoch row with ``epoch_row``: one shape, defined here. The log holds one JSON
 object per line with a ``type``: "started", "batch" (the batch losses since the previous batch
 line, then the progress of the last of them), "epoch" (an epoch row), "end", and "rename" /
-"note" written by whoever manages runs. No torch needed to read it.
+"note" written by whoever manages runs, "sweep" (sweep id, trial, drawn values) written by a
+sweep's trial right after the run's folder exists. No torch needed to read it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Started:
     batches_per_epoch: int
     parameters: int
     data_source: str
+    world_size: int = 1  # processes training the model (torchrun); 1 = a single process
+    backend: str = ""  # torch.distributed backend ("gloo", "nccl"); "" for one process
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,8 @@ def started_line(event: Started) -> dict[str, Any]:
     return {"type": "started", "time": time.time(), "device": event.device,
             "n_train": event.n_train, "n_test": event.n_test,
             "batches": event.batches_per_epoch, "parameters": event.parameters,
-            "data_source": event.data_source}  # fmt: skip
+            "data_source": event.data_source, "world_size": event.world_size,
+            "backend": event.backend}  # fmt: skip
 
 
 def batch_line(last: BatchProgress, losses: Sequence[float]) -> dict[str, Any]:

@@ -188,7 +188,9 @@ def summary(run: Run) -> dict[str, Any]:
         "best_val_acc": best["val_acc"] if best else None,
         "best_epoch": int(best["epoch"]) if best else None,
         "train_s": train_s, "config": run.config.to_dict(),
-        "device": run.info.get("device"), "notes": run.notes,
+        "device": run.info.get("device"), "world_size": run.info.get("world_size", 1),
+        "backend": run.info.get("backend", ""), "sweep_id": run.info.get("sweep_id", ""),
+        "notes": run.notes,
     }  # fmt: skip
 
 

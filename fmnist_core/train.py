@@ -8,6 +8,10 @@
 "failed" (a non-finite or exploding loss, or any error, with a readable ``reason``). The
 generator never raises for a training problem. Same config and seed on the same machine give
 the same numbers.
+
+Under torchrun, ``train(cfg, ctx=distributed.from_env())`` trains one model with
+DistributedDataParallel (see distributed.py for how the work is split); every rank yields the
+same events, but only rank 0's ``EpochEnd`` carries the predictions and weights.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fmnist_core import distributed
 from fmnist_core.config import TrainConfig
 from fmnist_core.data import Tensors, load_tensors, stratified_subset
+from fmnist_core.distributed import Dist
 from fmnist_core.evaluate import autocast, evaluate_tensors
 from fmnist_core.events import BatchProgress, EpochEnd, Event, RunEnd, Started
 from fmnist_core.model import build_model, count_parameters
@@ -102,16 +108,25 @@ def train(
     tensors: Tensors | None = None,
     stop: threading.Event | None = None,
     data_dir: str | None = None,
+    ctx: Dist | None = None,
 ) -> Iterator[Event]:
-    """Train ``cfg``; yields events, ending with exactly one ``RunEnd``."""
+    """Train ``cfg``; yields events, ending with exactly one ``RunEnd``.
+
+    ``ctx``: this process's place in a torchrun group (``distributed.from_env()``); the group
+    is joined here and left when the generator ends."""
     t0 = time.perf_counter()
     state = {"epochs_done": 0, "acc": None}
     try:
-        yield from _train(cfg, tensors, stop or threading.Event(), data_dir, t0, state)
+        yield from _train(cfg, tensors, stop or threading.Event(), data_dir, t0, state, ctx)
     except Exception as exc:  # noqa: BLE001 - reported as a failed run, logged in full
         log.exception("training failed")
         reason = str(exc) or type(exc).__name__
+        if ctx is not None and isinstance(exc, torch.distributed.DistError):
+            reason = distributed.DIED.format(error=distributed.short(exc))
         yield RunEnd("failed", reason, state["epochs_done"], state["acc"], _since(t0))
+    finally:
+        if ctx is not None:
+            distributed.close()
 
 
 def _use_amp(cfg: TrainConfig, device: torch.device) -> bool:
@@ -136,22 +151,33 @@ class _Setup:
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
-    model: nn.Module
+    model: nn.Module  # what trains: the network, or DDP around it
+    net: nn.Module  # the network itself (evaluation, weights)
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler | None
     amp: bool
-    gen: torch.Generator  # shuffling and augmentation
+    gen: torch.Generator  # shuffling (the same on every rank) and, single-process, augmentation
+    aug_gen: torch.Generator  # augmentation: each rank its own
     batches: int  # per epoch
     source: str  # where the data came from
+    ctx: Dist | None = None  # the torchrun group, joined (backend set); None: one process
 
 
-def _prepare(cfg: TrainConfig, tensors: Tensors | None, data_dir: str | None) -> _Setup:
-    device = resolve_device(cfg.device)
+def _prepare(
+    cfg: TrainConfig, tensors: Tensors | None, data_dir: str | None, ctx: Dist | None
+) -> _Setup:
+    device = distributed.device_for(ctx, cfg.device) if ctx else resolve_device(cfg.device)
     tensors = tensors or load_tensors(cfg.image_size, data_dir)
     idx = stratified_subset(tensors.train_y, cfg.train_subset, cfg.seed)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     # channels_last: same maths, ~30% faster convolutions on this kind of CPU.
-    model = build_model(cfg).to(device, memory_format=torch.channels_last)
+    net = build_model(cfg).to(device, memory_format=torch.channels_last)
+    model, gen = net, torch.Generator().manual_seed(cfg.seed)
+    aug_gen = gen
+    if ctx is not None:
+        ctx = distributed.init(ctx, device)
+        model = _wrap_ddp(net, ctx, device)
+        aug_gen = torch.Generator().manual_seed(cfg.seed + 7919 * (ctx.rank + 1))
     optimizer = make_optimizer(model, cfg)
     batches = math.ceil(len(idx) / cfg.batch_size)
     scheduler = None
@@ -160,24 +186,50 @@ def _prepare(cfg: TrainConfig, tensors: Tensors | None, data_dir: str | None) ->
             optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * batches
         )
     return _Setup(
-        cfg, device, tensors.train_x[idx].to(device), tensors.train_y[idx].to(device),
-        tensors.test_x.to(device), tensors.test_y.to(device), model, optimizer, scheduler,
-        _use_amp(cfg, device), torch.Generator().manual_seed(cfg.seed), batches, tensors.source,
+        cfg=cfg, device=device, train_x=tensors.train_x[idx].to(device),
+        train_y=tensors.train_y[idx].to(device), test_x=tensors.test_x.to(device),
+        test_y=tensors.test_y.to(device), model=model, net=net, optimizer=optimizer,
+        scheduler=scheduler, amp=_use_amp(cfg, device), gen=gen, aug_gen=aug_gen,
+        batches=batches, source=tensors.source, ctx=ctx,
     )  # fmt: skip
 
 
+def _wrap_ddp(net: nn.Module, ctx: Dist, device: torch.device) -> nn.Module:
+    """DDP around ``net``. SyncBatchNorm (batch statistics over all ranks) only with NCCL:
+    gloo does not support it, so on the CPU each rank normalises with its own images'."""
+    from torch.nn.parallel import DistributedDataParallel  # noqa: PLC0415 - DDP runs only
+
+    if ctx.backend == "nccl":
+        net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(net, device_ids=ids)
+
+
 def _step(run: _Setup, take: torch.Tensor) -> float:
-    """One SGD step on the images ``take``; returns the batch loss. A diverged loss (see
-    ``_diverged``) is returned without updating the weights."""
+    """One SGD step on the images ``take`` (the global batch); returns the batch loss. A
+    diverged loss (see ``_diverged``) is returned without updating the weights."""
+    ctx, n = run.ctx, len(take)
+    if ctx is not None:  # this rank's share of the global batch
+        take = take[ctx.rank :: ctx.world_size]
     x = run.train_x[take]
     if run.cfg.augment:
-        x = augment(x, run.gen)
+        x = augment(x, run.aug_gen)
     with autocast(run.device, run.amp):
         logits = run.model(x.contiguous(memory_format=torch.channels_last))
-        loss = F.cross_entropy(logits, run.train_y[take], label_smoothing=run.cfg.label_smoothing)
+        loss = F.cross_entropy(
+            logits, run.train_y[take], label_smoothing=run.cfg.label_smoothing,
+            reduction="mean" if ctx is None else "sum",
+        )  # fmt: skip
     run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    loss_value = loss.item()
+    if ctx is None:
+        loss.backward()
+        loss_value = loss.item()
+    else:  # DDP averages the ranks' gradients: so scaled, they are the global mean's
+        (loss * (ctx.world_size / n)).backward()
+        # every rank gets the same loss, so all agree on a divergence; summed on the device,
+        # read once (the one host sync per step, which the progress needs anyway)
+        total = distributed.all_sum_(loss.detach().double().reshape(1))
+        loss_value = total.item() / n
     if not _diverged(loss_value):
         run.optimizer.step()
         if run.scheduler:
@@ -189,11 +241,40 @@ def _diverged(loss_value: float) -> bool:
     return not math.isfinite(loss_value) or loss_value > DIVERGED_LOSS
 
 
-def _train(cfg, tensors, stop, data_dir, t0, state) -> Iterator[Event]:
-    run = _prepare(cfg, tensors, data_dir)
-    n, batches = len(run.train_y), run.batches
+def _stopped(run: _Setup, stop: threading.Event) -> bool:
+    """The stop flag; under torchrun, set on any rank (all ranks then stop together)."""
+    if run.ctx is None:
+        return stop.is_set()
+    return distributed.all_sum([float(stop.is_set())], run.device)[0] > 0
+
+
+def _evaluate(run: _Setup) -> tuple[float, float, torch.Tensor | None]:
+    """(val loss, val acc, probabilities); under torchrun rank 0 measures and tells the
+    others (their probabilities are None)."""
+    if run.ctx is None:
+        return evaluate_tensors(run.net, run.test_x, run.test_y, run.amp)
+    loss, acc, probs = math.nan, math.nan, None
+    if run.ctx.main:
+        loss, acc, probs = evaluate_tensors(run.net, run.test_x, run.test_y, run.amp)
+    loss, acc = distributed.from_main([loss, acc], run.device)
+    return loss, acc, probs
+
+
+def _started(run: _Setup) -> Started:
     where = f"{run.device} (bf16)" if run.amp else str(run.device)
-    yield Started(where, n, len(run.test_y), batches, count_parameters(run.model), run.source)
+    ctx = run.ctx
+    return Started(
+        device=where, n_train=len(run.train_y), n_test=len(run.test_y),
+        batches_per_epoch=run.batches, parameters=count_parameters(run.net),
+        data_source=run.source, world_size=ctx.world_size if ctx else 1,
+        backend=ctx.backend if ctx else "",
+    )  # fmt: skip
+
+
+def _train(cfg, tensors, stop, data_dir, t0, state, ctx) -> Iterator[Event]:
+    run = _prepare(cfg, tensors, data_dir, ctx)
+    n, batches = len(run.train_y), run.batches
+    yield _started(run)
     step, train_time = 0, 0.0
     for epoch in range(1, cfg.epochs + 1):
         run.model.train()
@@ -201,7 +282,7 @@ def _train(cfg, tensors, stop, data_dir, t0, state) -> Iterator[Event]:
         order = torch.randperm(n, generator=run.gen).to(run.device)
         cost = 0.0
         for b in range(batches):
-            if stop.is_set():
+            if _stopped(run, stop):
                 yield RunEnd("stopped", "stopped by the user", epoch - 1, state["acc"], _since(t0))
                 return
             loss_value = _step(run, order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
@@ -218,12 +299,14 @@ def _train(cfg, tensors, stop, data_dir, t0, state) -> Iterator[Event]:
                 (cfg.epochs * batches - step) / rate if rate else 0.0, _since(t0),
             )  # fmt: skip
         train_time += time.perf_counter() - epoch_t0
-        val_loss, val_acc, probs = evaluate_tensors(run.model, run.test_x, run.test_y, run.amp)
+        val_loss, val_acc, probs = _evaluate(run)
         if not math.isfinite(val_loss):  # the last update overflowed: never save NaN weights
             reason = f"diverged at epoch {epoch} (validation loss {val_loss})"
             yield RunEnd("failed", reason + LOWER_LR, epoch - 1, state["acc"], _since(t0))
             return
-        weights = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+        weights = None
+        if run.ctx is None or run.ctx.main:
+            weights = {k: v.detach().cpu().clone() for k, v in run.net.state_dict().items()}
         state.update(epochs_done=epoch, acc=val_acc)
         yield EpochEnd(
             epoch, cfg.epochs, cost, cost / batches, val_loss, val_acc,
