@@ -56,7 +56,9 @@ MAX_HOLES = 100  # holes looked at (a noisy photo can have thousands of tiny one
 INK_LEVEL = 0.2  # a pixel brighter than this (0..1) is ink, for the box and the fill
 EMPTY_CONTRAST = 0.1  # less ink contrast than this anywhere: nothing is drawn
 BLUR_SIGMA = 0.5  # light smoothing, in pixels of the 28x28 frame
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "default_model"
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+DEFAULT_MODEL_DIR = ASSETS_DIR / "default_model"
+SKETCH_MODEL_DIR = ASSETS_DIR / "sketch_model"  # trained with the sketch preset (README)
 
 
 class SketchError(ValueError):
