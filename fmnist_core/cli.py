@@ -105,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
         tr.add_argument(flag, dest=name, type=kind, default=None,
                         choices=C.CHOICES.get(name), help=_help(name))  # fmt: skip
     for name, explanation in C.SWITCHES.items():  # --augment/--no-augment, --amp/--no-amp
-        tr.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None,
-                        help=explanation)  # fmt: skip
+        tr.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
+                        action=argparse.BooleanOptionalAction, help=explanation)  # fmt: skip
     tr.add_argument("--data-dir", type=_folder, help="folder holding Fashion-MNIST (else searched)")
     tr.add_argument("--runs-dir", type=_folder,
                     help="where runs are saved (default: runs/ or FMNIST_RUNS_DIR)")  # fmt: skip

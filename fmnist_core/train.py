@@ -30,6 +30,7 @@ from fmnist_core.data import Tensors, load_tensors, stratified_subset
 from fmnist_core.evaluate import autocast, evaluate_tensors
 from fmnist_core.events import BatchProgress, EpochEnd, Event, RunEnd, Started
 from fmnist_core.model import build_model, count_parameters
+from fmnist_core.sketchaug import drawing_like
 
 # The events live in events.py (a log reader needs no torch); re-exported for old imports.
 __all__ = [
@@ -170,6 +171,8 @@ def _step(run: _Setup, take: torch.Tensor) -> float:
     """One SGD step on the images ``take``; returns the batch loss. A diverged loss (see
     ``_diverged``) is returned without updating the weights."""
     x = run.train_x[take]
+    if run.cfg.sketch_augment:
+        x = drawing_like(x, run.gen)
     if run.cfg.augment:
         x = augment(x, run.gen)
     with autocast(run.device, run.amp):
