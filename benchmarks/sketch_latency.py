@@ -72,10 +72,12 @@ def healthy(url: str) -> bool:
         return False
 
 
-def wait_until(check, timeout_s: float, what: str) -> None:
+def wait_until(check, timeout_s: float, what: str, page=None) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > deadline:
+            if page is not None:
+                page.screenshot(path="artifacts/sketch_latency_timeout.png", full_page=True)
             raise SystemExit(f"timed out waiting for {what}")
         time.sleep(0.01)  # polling interval of a deadline loop
 
@@ -105,9 +107,10 @@ def measure(page, strokes: int, seed: int) -> list[tuple[float, float]]:
             page.get_by_text("Draw something on the canvas").wait_for()
             upper.wait_for()
         shown_before = page.evaluate("window.__shown.length")
+        upper.scroll_into_view_if_needed()
         stroke(page, upper.bounding_box(), rng)
         wait_until(lambda n=shown_before: page.evaluate("window.__shown.length") > n, STROKE_S,
-                   f"the answer to stroke {i + 1}")  # fmt: skip
+                   f"the answer to stroke {i + 1}", page)  # fmt: skip
         up, shown, sent = page.evaluate(
             "[window.__up.at(-1), window.__shown.at(-1), window.__sent.filter(t => t > "
             "window.__up.at(-1))[0]]"
@@ -139,7 +142,7 @@ def main() -> int:
         wait_until(lambda: healthy(url), 120, "the app to start")
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
-            ctx = browser.new_context(base_url=url, viewport={"width": 1400, "height": 1000})
+            ctx = browser.new_context(base_url=url, viewport={"width": 1400, "height": 1300})
             ctx.set_default_timeout(90_000)
             page = ctx.new_page()
             page.add_init_script(ON_SEND)
