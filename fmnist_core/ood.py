@@ -167,3 +167,26 @@ def judge(model: nn.Module, tensor: torch.Tensor, limits: dict | None) -> Answer
     score = float(distance(feats, limits)[0]) if limits is not None else float("nan")
     clothing = probs[top] >= MIN_TOP and (limits is None or score <= limits["limit"])
     return Answer(probs, top, score, bool(clothing))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fmnist_core.ood RUN_FOLDER``: calibrate the folder's model, write ood.pt."""
+    import sys  # noqa: PLC0415 - only for this command
+
+    from fmnist_core.runs import load_run  # noqa: PLC0415 - storage, only for this command
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m fmnist_core.ood RUN_FOLDER", file=sys.stderr)
+        return 2
+    run = load_run(args[0])
+    limits = calibrate(run.load_model(), run.config.image_size)
+    save(run.path, limits)
+    kept, caught = limits["test_kept"], limits["not_clothing_caught"]
+    print(f"{run.path / OOD_FILE}: limit {limits['limit']:.1f}, real test kept {kept:.1%}, "
+          f"not clothing caught {caught:.1%}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
