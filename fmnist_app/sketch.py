@@ -270,11 +270,14 @@ def show_result(key: str, image: Any, loaded: Loaded, fill: bool = True,
 def draw_panel(loaded: Loaded) -> None:
     """The canvas, its controls and its answer, side by side where both fit. A fragment: a
     stroke reruns only this, not the page above it (the model list reads the runs folder)."""
-    with st.container(width=CANVAS_PX + 24):
-        tool, stroke, fill = canvas_controls()
-        image = canvas(tool, stroke)
-    with st.container(width=RESULT_PX):
-        show_result("draw", image, loaded, fill)
+    # Side by side where both fit, else the result below (a wrapping row). The row is made in
+    # here: made outside, the fragment would be its one child and stack the two.
+    with st.container(horizontal=True, gap="large"):
+        with st.container(width=CANVAS_PX + 24):
+            tool, stroke, fill = canvas_controls()
+            image = canvas(tool, stroke)
+        with st.container(width=RESULT_PX):
+            show_result("draw", image, loaded, fill)
 
 
 def fill_setting() -> bool:

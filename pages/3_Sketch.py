@@ -21,9 +21,8 @@ if loaded is None:
     st.stop()
 
 draw_tab, upload_tab, test_tab = st.tabs(["Draw", "Upload an image", "Random test image"])
-# Canvas and result side by side where both fit, else the result below (a wrapping row).
-with draw_tab, st.container(horizontal=True, gap="large"):
-    ui.draw_panel(loaded)
+with draw_tab:
+    ui.draw_panel(loaded)  # canvas and result side by side where both fit
 with upload_tab:
     ui.upload(loaded, ui.fill_setting())
 with test_tab:
