@@ -14,7 +14,12 @@ from fmnist_app.jobs import JobError, job_manager
 from fmnist_core import config as C
 from fmnist_core.launch import MAX_PROCESSES
 
-PRESET_LABELS = {"seed": "Seed notebook", "quick": "Quick look", "strong": "Strong"}
+PRESET_LABELS = {
+    "seed": "Seed notebook",
+    "quick": "Quick look",
+    "strong": "Strong",
+    "sketch": "Sketch",
+}
 LR_VALUES = sorted(
     {round(m * 10.0**e, 6) for e in range(-4, 1) for m in (1, 1.5, 2, 3, 5, 7) if m * 10.0**e <= 1}
     | {p.lr for p in C.PRESETS.values()}
@@ -28,7 +33,11 @@ SUBSET_VALUES = [
 ]  # fmt: skip
 WD_VALUES = sorted({0.0, 1e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1}
                    | {p.weight_decay for p in C.PRESETS.values()})  # fmt: skip
-SWITCH_LABELS = {"augment": "Augment (flips, shifts)", "amp": "bf16 mixed precision"}
+SWITCH_LABELS = {
+    "augment": "Augment (flips, shifts)",
+    "amp": "bf16 mixed precision",
+    "sketch_augment": "Drawing-like images",
+}
 ADVANCED = ("arch", "schedule", "weight_decay", "label_smoothing", *C.SWITCHES, "device")
 HELP = {
     "epochs": "Passes over the training set. Each adds one point to the chart.",

@@ -102,8 +102,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, dest=name, type=kind, default=None,
                             choices=C.CHOICES.get(name), help=_help(name))  # fmt: skip
     for name, explanation in C.SWITCHES.items():  # --augment/--no-augment, --amp/--no-amp
-        parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None,
-                            help=explanation)  # fmt: skip
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
+                            action=argparse.BooleanOptionalAction, help=explanation)  # fmt: skip
     parser.add_argument("--data-dir", type=_folder,
                         help="folder holding Fashion-MNIST (else searched)")  # fmt: skip
     parser.add_argument(

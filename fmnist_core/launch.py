@@ -44,9 +44,10 @@ def train_args(cfg: TrainConfig) -> list[str]:
         value = getattr(cfg, field)
         if value != getattr(base, field):
             args += [flag, repr(value) if isinstance(value, float) else str(value)]
-    for name in SWITCHES:
+    for name in SWITCHES:  # the CLI's flags for them are dashed: --sketch-augment
+        flag = name.replace("_", "-")
         if getattr(cfg, name) != getattr(base, name):
-            args.append(f"--{name}" if getattr(cfg, name) else f"--no-{name}")
+            args.append(f"--{flag}" if getattr(cfg, name) else f"--no-{flag}")
     return args
 
 

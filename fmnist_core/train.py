@@ -36,6 +36,7 @@ from fmnist_core.distributed import Dist
 from fmnist_core.evaluate import autocast, evaluate_tensors
 from fmnist_core.events import BatchProgress, EpochEnd, Event, RunEnd, Started
 from fmnist_core.model import build_model, count_parameters
+from fmnist_core.sketchaug import drawing_like
 
 # The events live in events.py (a log reader needs no torch); re-exported for old imports.
 __all__ = [
@@ -212,6 +213,8 @@ def _step(run: _Setup, take: torch.Tensor) -> float:
     if ctx is not None:  # this rank's share of the global batch
         take = take[ctx.rank :: ctx.world_size]
     x = run.train_x[take]
+    if run.cfg.sketch_augment:
+        x = drawing_like(x, run.gen)
     if run.cfg.augment:
         x = augment(x, run.aug_gen)
     with autocast(run.device, run.amp):

@@ -171,6 +171,8 @@ def test_a_dead_rank_is_reported(tiny_env, runs_dir, tmp_path):
         preset("seed"),
         preset("strong").replace(lr=0.123456789, augment=False, epochs=2),
         preset("quick").replace(name="quick+", optimizer="adamw", amp=True, train_subset=600),
+        preset("seed").replace(name="seed+", sketch_augment=True),  # a dashed switch flag
+        preset("sketch").replace(name="sketch+", sketch_augment=False),
     ],
 )
 def test_train_args_rebuild_the_config(cfg):
