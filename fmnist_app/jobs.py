@@ -5,6 +5,7 @@
     snap = jobs.snapshot()               # a copy of the state, safe to display in any session
     jobs.stop()                          # the core honours it before the next batch
     jobs.pause(); jobs.resume()          # the training waits between batches meanwhile
+    jobs.extend()                        # one more epoch (while it runs or is paused)
 
 The thread consumes ``fmnist_core.session.start_run`` events (which record the run) and never
 calls Streamlit (a plain thread's ``st.*`` calls go nowhere: it has no script context). Pages
@@ -37,6 +38,7 @@ from fmnist_core.manage import rename
 from fmnist_core.record import MAX_LOSS_POINTS, LossTrace, Replay
 from fmnist_core.runs import RunError, set_active
 from fmnist_core.session import start_run
+from fmnist_core.train import EpochTarget, why_not_extend
 
 __all__ = [
     "MAX_LOSS_POINTS",
@@ -61,7 +63,8 @@ class JobSnapshot:
     """What a page shows about the current (or last) training; a copy, never shared state."""
 
     status: str = "idle"  # idle | starting | running | finished | stopped | failed
-    config: TrainConfig | None = None
+    config: TrainConfig | None = None  # as started (the settings' summary keeps its label)
+    epochs: int = 0  # the run's total of epochs: the config's, raised by "one more epoch"
     run_id: str | None = None
     started: float | None = None  # time.time() when it started
     device: str = ""
@@ -93,7 +96,14 @@ class JobSnapshot:
         if not self.config or not self.batches:
             return 0.0
         done = (self.epoch - 1) * self.batches + self.batch if self.epoch else 0
-        return min(1.0, done / (self.config.epochs * self.batches))
+        return min(1.0, done / (self.epochs * self.batches))
+
+    @property
+    def extend_refusal(self) -> str:
+        """Why "one more epoch" cannot be given now; "" when it can."""
+        if not self.running or self.stopping:
+            return "only a running training can get more epochs"
+        return why_not_extend(self.config, self.epochs) if self.config else "no training"
 
 
 Starter = Callable[..., tuple[object, Iterator[Event]]]
@@ -118,6 +128,7 @@ class JobManager:
         self._go = threading.Event()  # cleared while paused: the consumer pulls no event
         self._go.set()
         self._thread: threading.Thread | None = None
+        self._target: EpochTarget | None = None  # the running training's total of epochs
 
     def snapshot(self) -> JobSnapshot:
         with self._lock:
@@ -129,11 +140,12 @@ class JobManager:
             best = max(self._state.best_images_per_s, run.images_per_s)
             self._state = replace(self._state, best_images_per_s=best)
         status = job.status
+        epochs = max(job.epochs, run.epochs)  # the job knows a raise before the log says it
         if status in ACTIVE:  # the job says whether it is over (after activation), the log how far
             status = "running" if run.started is not None else "starting"
         return replace(
-            job, status=status, device=run.device, n_train=run.n_train, epoch=run.epoch,
-            batch=run.batch, batches=run.batches, images_per_s=run.images_per_s,
+            job, status=status, epochs=epochs, device=run.device, n_train=run.n_train,
+            epoch=run.epoch, batch=run.batch, batches=run.batches, images_per_s=run.images_per_s,
             eta_s=run.eta_s, elapsed_s=run.elapsed_s, history=run.rows, losses=run.losses,
             final_val_acc=run.final_val_acc, train_s=run.train_s, reason=job.reason or run.reason,
             best_images_per_s=best,
@@ -156,15 +168,17 @@ class JobManager:
             self._state = JobSnapshot(
                 status="starting",
                 config=cfg,
+                epochs=cfg.epochs,
                 started=time.time(),
                 previous=rows or previous.previous,
             )
             self._replay = None
+            self._target = EpochTarget(cfg.epochs)
             self._stop = threading.Event()
             self._go = threading.Event()
             self._go.set()
         try:
-            rec, events = self._starter(cfg, self._runs_dir, self._stop)
+            rec, events = self._starter(cfg, self._runs_dir, self._stop, epochs=self._target)
             if self._gate:
                 if hasattr(rec, "batch_interval_s"):  # a held run shows the batch it is held at
                     rec.batch_interval_s = 0
@@ -222,6 +236,20 @@ class JobManager:
                 return False
             self._go.set()
             self._state = replace(self._state, paused=False)
+            return True
+
+    def extend(self) -> bool:
+        """One more epoch for the running (or paused) training; False when none runs, it is
+        stopping, or it cannot (``JobSnapshot.extend_refusal``; or its last epoch is over).
+
+        The loop re-reads the target before every batch and records the new total."""
+        with self._lock:
+            if self._state.extend_refusal or self._target is None:
+                return False
+            total = self._target.extend()
+            if total is None:
+                return False
+            self._state = replace(self._state, epochs=total)
             return True
 
     def join(self, timeout: float | None = None) -> bool:

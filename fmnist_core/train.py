@@ -4,6 +4,11 @@
     for event in train(preset("seed"), stop=stop):
         ...  # Started, BatchProgress (every batch), EpochEnd (every epoch), then one RunEnd
 
+    target = EpochTarget(cfg.epochs)             # another thread may raise it while it runs:
+    events = train(cfg, stop=stop, epochs=target)
+    target.extend()                              # "one more epoch": an Extended event, then
+                                                 # the loop goes on to the new total
+
 ``RunEnd.status`` is "finished", "stopped" (the stop flag, honoured before every batch) or
 "failed" (a non-finite or exploding loss, or any error, with a readable ``reason``). The
 generator never raises for a training problem. Same config and seed on the same machine give
@@ -25,17 +30,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fmnist_core.config import TrainConfig
+from fmnist_core.config import RANGES, TrainConfig
 from fmnist_core.data import Tensors, load_tensors, stratified_subset
 from fmnist_core.evaluate import autocast, evaluate_tensors
-from fmnist_core.events import BatchProgress, EpochEnd, Event, RunEnd, Started
+from fmnist_core.events import BatchProgress, EpochEnd, Event, Extended, RunEnd, Started
 from fmnist_core.model import build_model, count_parameters
 
 # The events live in events.py (a log reader needs no torch); re-exported for old imports.
 __all__ = [
     "BatchProgress",
     "EpochEnd",
+    "EpochTarget",
     "Event",
+    "Extended",
     "RunEnd",
     "Started",
     "evaluate_tensors",
@@ -47,6 +54,52 @@ log = logging.getLogger(__name__)
 # never puts e^-230 on the true class on average. Adam at lr 1 spikes to ~4e4, then collapses.
 DIVERGED_LOSS = 100 * math.log(10)
 LOWER_LR = " - lower the learning rate"
+MAX_EPOCHS = int(RANGES["epochs"][1])  # a config never holds more (config.json is rewritten)
+
+
+class EpochTarget:
+    """How many epochs a training aims at; another thread may raise it while it runs.
+
+    The loop re-reads it before every batch (and reports a raise as an ``Extended`` event, so
+    the run's record says the new total) and asks ``more_after`` at each epoch's end. Once the
+    loop has decided that its last epoch is done, the target is closed: a late ``extend``
+    returns None instead of being silently ignored.
+    """
+
+    def __init__(self, epochs: int, limit: int = MAX_EPOCHS) -> None:
+        self._lock = threading.Lock()
+        self._epochs, self.limit, self._closed = epochs, limit, False
+
+    @property
+    def epochs(self) -> int:
+        return self._epochs
+
+    def extend(self, n: int = 1) -> int | None:
+        """Raise the target by ``n``; the new total, or None (closed, or over ``limit``)."""
+        with self._lock:
+            if self._closed or self._epochs + n > self.limit:
+                return None
+            self._epochs += n
+            return self._epochs
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    def more_after(self, epoch: int) -> bool:
+        """Whether an epoch follows ``epoch``; closes the target when none does."""
+        with self._lock:
+            self._closed = self._closed or epoch >= self._epochs
+            return epoch < self._epochs
+
+
+def why_not_extend(cfg: TrainConfig, epochs: int) -> str:
+    """Why a run of ``cfg`` now aiming at ``epochs`` cannot get one more epoch; "" when it can."""
+    if cfg.schedule == "onecycle":
+        return "the one-cycle schedule plans its learning rate for the epochs set at the start"
+    if epochs >= MAX_EPOCHS:
+        return f"{MAX_EPOCHS} epochs is the most a run can have"
+    return ""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -102,16 +155,25 @@ def train(
     tensors: Tensors | None = None,
     stop: threading.Event | None = None,
     data_dir: str | None = None,
+    epochs: EpochTarget | None = None,
 ) -> Iterator[Event]:
-    """Train ``cfg``; yields events, ending with exactly one ``RunEnd``."""
+    """Train ``cfg``; yields events, ending with exactly one ``RunEnd``.
+
+    ``epochs`` (default: ``cfg.epochs``, fixed) lets another thread raise the total while the
+    training runs; the loop reports each raise as ``Extended`` before its next batch."""
     t0 = time.perf_counter()
     state = {"epochs_done": 0, "acc": None}
+    target = epochs or EpochTarget(cfg.epochs)
+    if why_not_extend(cfg, 0):  # onecycle: its schedule's steps are fixed at the start
+        target.close()
     try:
-        yield from _train(cfg, tensors, stop or threading.Event(), data_dir, t0, state)
+        yield from _train(cfg, tensors, stop or threading.Event(), data_dir, t0, state, target)
     except Exception as exc:  # noqa: BLE001 - reported as a failed run, logged in full
         log.exception("training failed")
         reason = str(exc) or type(exc).__name__
         yield RunEnd("failed", reason, state["epochs_done"], state["acc"], _since(t0))
+    finally:  # stopped, failed or closed early: a late "one more epoch" is refused, not lost
+        target.close()
 
 
 def _use_amp(cfg: TrainConfig, device: torch.device) -> bool:
@@ -166,15 +228,18 @@ def _prepare(cfg: TrainConfig, tensors: Tensors | None, data_dir: str | None) ->
     )  # fmt: skip
 
 
-def _step(run: _Setup, take: torch.Tensor) -> float:
-    """One SGD step on the images ``take``; returns the batch loss. A diverged loss (see
-    ``_diverged``) is returned without updating the weights."""
+def _step(run: _Setup, take: torch.Tensor) -> tuple[float, int]:
+    """One SGD step on the images ``take``; returns the batch loss and how many of the images
+    the forward pass got right (the running train accuracy's count: no extra forward pass).
+    A diverged loss (see ``_diverged``) is returned without updating the weights."""
     x = run.train_x[take]
     if run.cfg.augment:
         x = augment(x, run.gen)
     with autocast(run.device, run.amp):
         logits = run.model(x.contiguous(memory_format=torch.channels_last))
-        loss = F.cross_entropy(logits, run.train_y[take], label_smoothing=run.cfg.label_smoothing)
+        y = run.train_y[take]
+        loss = F.cross_entropy(logits, y, label_smoothing=run.cfg.label_smoothing)
+    right = (logits.detach().argmax(1) == y).sum()
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     loss_value = loss.item()
@@ -182,40 +247,45 @@ def _step(run: _Setup, take: torch.Tensor) -> float:
         run.optimizer.step()
         if run.scheduler:
             run.scheduler.step()
-    return loss_value
+    return loss_value, int(right)
 
 
 def _diverged(loss_value: float) -> bool:
     return not math.isfinite(loss_value) or loss_value > DIVERGED_LOSS
 
 
-def _train(cfg, tensors, stop, data_dir, t0, state) -> Iterator[Event]:
+def _train(cfg, tensors, stop, data_dir, t0, state, target) -> Iterator[Event]:
     run = _prepare(cfg, tensors, data_dir)
     n, batches = len(run.train_y), run.batches
     where = f"{run.device} (bf16)" if run.amp else str(run.device)
     yield Started(where, n, len(run.test_y), batches, count_parameters(run.model), run.source)
-    step, train_time = 0, 0.0
-    for epoch in range(1, cfg.epochs + 1):
+    step, train_time, epoch, total = 0, 0.0, 0, cfg.epochs
+    while target.more_after(epoch):
+        epoch += 1
         run.model.train()
         epoch_t0 = time.perf_counter()
         order = torch.randperm(n, generator=run.gen).to(run.device)
-        cost = 0.0
+        cost, right = 0.0, 0
         for b in range(batches):
             if stop.is_set():
                 yield RunEnd("stopped", "stopped by the user", epoch - 1, state["acc"], _since(t0))
                 return
-            loss_value = _step(run, order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
+            if target.epochs != total:  # "one more epoch": the record says the new total
+                total = target.epochs
+                yield Extended(total)
+            loss_value, ok = _step(run, order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
             if _diverged(loss_value):
                 reason = f"diverged at epoch {epoch}, batch {b + 1} (loss {loss_value})"
                 yield RunEnd("failed", reason + LOWER_LR, epoch - 1, state["acc"], _since(t0))
                 return
             cost += loss_value
+            right += ok
             step += 1
             seconds = train_time + time.perf_counter() - epoch_t0
             rate = step / seconds if seconds > 0 else 0.0
             yield BatchProgress(
                 epoch, b + 1, batches, loss_value, rate * cfg.batch_size,
-                (cfg.epochs * batches - step) / rate if rate else 0.0, _since(t0),
+                (total * batches - step) / rate if rate else 0.0, _since(t0),
             )  # fmt: skip
         train_time += time.perf_counter() - epoch_t0
         val_loss, val_acc, probs = evaluate_tensors(run.model, run.test_x, run.test_y, run.amp)
@@ -226,7 +296,7 @@ def _train(cfg, tensors, stop, data_dir, t0, state) -> Iterator[Event]:
         weights = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
         state.update(epochs_done=epoch, acc=val_acc)
         yield EpochEnd(
-            epoch, cfg.epochs, cost, cost / batches, val_loss, val_acc,
-            time.perf_counter() - epoch_t0, _since(t0), probs, weights,
+            epoch, total, cost, cost / batches, val_loss, val_acc,
+            time.perf_counter() - epoch_t0, _since(t0), probs, weights, train_acc=right / n,
         )  # fmt: skip
-    yield RunEnd("finished", "", cfg.epochs, state["acc"], _since(t0))
+    yield RunEnd("finished", "", epoch, state["acc"], _since(t0))
