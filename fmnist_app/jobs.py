@@ -86,6 +86,10 @@ class JobSnapshot:
     previous: tuple[dict[str, float], ...] = ()  # the epoch rows of this server's previous run
     active: bool = False  # the run was made the active model
 
+    def __post_init__(self) -> None:
+        if not self.epochs and self.config is not None:  # not raised: the config's
+            object.__setattr__(self, "epochs", self.config.epochs)
+
     @property
     def running(self) -> bool:
         return self.status in ACTIVE

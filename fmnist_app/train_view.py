@@ -22,6 +22,12 @@ from fmnist_core.plots import training_figure
 EPOCH_COLUMNS = {  # labels and formats for the columns of events.epoch_row
     "cost": st.column_config.NumberColumn("cost", format="%.2f"),
     "train_loss": st.column_config.NumberColumn("train loss", format="%.4f"),
+    "train_acc": st.column_config.NumberColumn(
+        "train accuracy",
+        format="percent",
+        help="Running: the epoch's batches as the model classified them while training "
+        "(before each update); empty for runs recorded before it was measured.",
+    ),
     "val_loss": st.column_config.NumberColumn("test loss", format="%.4f"),
     "val_acc": st.column_config.NumberColumn("test accuracy", format="percent"),
     "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
@@ -47,7 +53,7 @@ def eta(snap: JobSnapshot) -> tuple[float, str]:
     The core's ETA counts training batches only; every epoch also tests 10,000 images. The
     time of a test is an epoch's seconds less its training at the run's best speed."""
     n = snap.n_train or 0
-    tests_left = snap.config.epochs - len(snap.history)
+    tests_left = snap.epochs - len(snap.history)
     per_test = [
         max(0.0, row["seconds"] - n / snap.best_images_per_s)
         for row in snap.history
@@ -71,13 +77,12 @@ def eta(snap: JobSnapshot) -> tuple[float, str]:
 
 
 def progress(snap: JobSnapshot) -> None:
-    cfg = snap.config
     if snap.status == "starting" or not snap.epoch:
         st.progress(0.0, text="Preparing the data and the model ...")
         return
     st.progress(
         snap.batch / snap.batches,
-        text=f"Epoch {snap.epoch}/{cfg.epochs}: batch {snap.batch:,}/{snap.batches:,}",
+        text=f"Epoch {snap.epoch}/{snap.epochs}: batch {snap.batch:,}/{snap.batches:,}",
     )
     st.progress(snap.progress, text=f"Overall: {snap.progress:.0%}")
     left, note = eta(snap)
@@ -119,36 +124,45 @@ def outcome(snap: JobSnapshot) -> None:
 
 
 def buttons(snap: JobSnapshot) -> None:
-    """Stop, and Pause or Resume, side by side."""
+    """Stop, Pause or Resume, and One more epoch, side by side (wrapping when narrow)."""
     jobs = job_manager()
-    b1, b2, _ = st.columns([1, 1, 4])
-    b1.button(
-        "Stop",
-        key="stop",
-        on_click=jobs.stop,
-        disabled=snap.stopping,
-        icon=":material/stop:",
-        width="stretch",
-        help="Ends the run before its next batch; finished epochs are kept.",
-    )
-    if snap.paused:
-        b2.button(
-            "Resume",
-            key="resume",
-            on_click=jobs.resume,
-            icon=":material/play_arrow:",
-            width="stretch",
-            help="Go on from the batch it waits at.",
-        )
-    else:
-        b2.button(
-            "Pause",
-            key="pause",
-            on_click=jobs.pause,
+    with st.container(horizontal=True):
+        st.button(
+            "Stop",
+            key="stop",
+            on_click=jobs.stop,
             disabled=snap.stopping,
-            icon=":material/pause:",
-            width="stretch",
-            help="The training waits between two batches until you resume.",
+            icon=":material/stop:",
+            help="Ends the run before its next batch; finished epochs are kept.",
+        )
+        if snap.paused:
+            st.button(
+                "Resume",
+                key="resume",
+                on_click=jobs.resume,
+                icon=":material/play_arrow:",
+                help="Go on from the batch it waits at.",
+            )
+        else:
+            st.button(
+                "Pause",
+                key="pause",
+                on_click=jobs.pause,
+                disabled=snap.stopping,
+                icon=":material/pause:",
+                help="The training waits between two batches until you resume.",
+            )
+        refusal = snap.extend_refusal
+        st.button(
+            "One more epoch",
+            key="more_epoch",
+            on_click=jobs.extend,
+            disabled=bool(refusal),
+            icon=":material/add:",
+            help=f"Not possible: {refusal}."
+            if refusal
+            else f"Train {snap.epochs + 1} epochs instead of {snap.epochs}; the run's record "
+            "says so (the same numbers as a run set to that many from the start).",
         )
 
 
@@ -173,7 +187,7 @@ def chart(snap: JobSnapshot) -> None:
     fig = training_figure(
         snap.history,
         throttled_losses(snap),
-        snap.config.epochs,
+        snap.epochs,
         snap.batches,
         view=view or "plain",
         previous=snap.previous,
@@ -203,7 +217,8 @@ def live(was_running: bool) -> None:
         return
     what = "Paused" if snap.paused else "Training" if snap.running else "Last training"
     st.subheader(f"{what}: run `{snap.run_id or '...'}`")
-    st.caption(F.describe(snap.config) + (f" - on {snap.device}" if snap.device else ""))
+    cfg = snap.config.replace(epochs=snap.epochs) if snap.epochs else snap.config
+    st.caption(F.describe(cfg) + (f" - on {snap.device}" if snap.device else ""))
     if snap.running:
         buttons(snap)
         progress(snap)

@@ -100,7 +100,7 @@ def probability_figure(
     return fig
 
 
-COST_RED, ACC_BLUE = "#d62728", "#1f77b4"
+COST_RED, ACC_BLUE, TRAIN_ACC_BLUE = "#d62728", "#1f77b4", "#6baed6"
 TRAIN_ORANGE, PREVIOUS_GREY = "#ff7f0e", "#9e9e9e"
 EPOCH_HOVER = "epoch %{x}<br>"
 VIEWS = ("plain", "notebook")  # training_figure's two views
@@ -118,10 +118,13 @@ def _batch_loss_line(losses: list[tuple[float, float]], batches: int) -> go.Scat
     )  # fmt: skip
 
 
-def _epoch_line(ep: list, ys: list, name: str, colour: str, **kw) -> go.Scatter:
+def _epoch_line(
+    ep: list, ys: list, name: str, colour: str, dash: str = "solid", **kw
+) -> go.Scatter:
     fmt = "%{y:.2%}" if kw.get("yaxis") == "y2" else "%{y:.4f}"
     return go.Scatter(
-        x=ep, y=ys, mode="lines+markers", name=name, line={"color": colour, "width": 3},
+        x=ep, y=ys, mode="lines+markers", name=name,
+        line={"color": colour, "width": 3, "dash": dash},
         hovertemplate=f"{EPOCH_HOVER}{name} {fmt}<extra></extra>", cliponaxis=False, **kw,
     )  # fmt: skip
 
@@ -149,6 +152,13 @@ def _plain_traces(history: Rows, losses: Losses, previous: Rows) -> list[go.Scat
         ))  # fmt: skip
     traces.append(_epoch_line(ep, [r["train_loss"] for r in history], "train loss", TRAIN_ORANGE))
     traces.append(_epoch_line(ep, [r["val_loss"] for r in history], "test loss", COST_RED))
+    train_acc = [(row["epoch"], row.get("train_acc")) for row in history]
+    train_acc = [(e, a) for e, a in train_acc if a is not None]  # older runs: not measured
+    if train_acc or not history:
+        traces.append(_epoch_line(
+            [e for e, _ in train_acc], [a for _, a in train_acc], "train accuracy (running)",
+            TRAIN_ACC_BLUE, yaxis="y2", dash="dot",
+        ))  # fmt: skip
     acc = [r["val_acc"] for r in history]
     traces.append(_epoch_line(ep, acc, "test accuracy", ACC_BLUE, yaxis="y2"))
     return traces
@@ -173,18 +183,20 @@ def training_figure(
 ) -> go.Figure:
     """The live training chart, one point per finished epoch (``history``: epoch rows).
 
-    ``view`` "plain": train and test loss (left axis), test accuracy (right), the batch loss
+    ``view`` "plain": train and test loss (left axis), running train accuracy (dotted; rows
+    without it, from older runs, are left out) and test accuracy (right), the batch loss
     smoothed, and ``previous`` (another run's rows) faintly behind. "notebook": the
     notebook's figure, epoch cost (red, sum of the epoch's batch losses) and accuracy (blue),
     with the batch losses scaled by ``batches`` into cost units. ``losses`` are ``(fractional
     epoch, batch loss)`` pairs, so the first epoch moves before its point exists. ``epochs``
-    fixes the x range. (The rows hold no train accuracy: the core does not measure it.)
+    fixes the x range.
     """
     ep = [row["epoch"] for row in history]
     notebook = view == "notebook"
     traces = (_notebook_traces(history, losses, batches) if notebook
               else _plain_traces(history, losses, previous))  # fmt: skip
     left = ("cost (sum of batch losses)", COST_RED) if notebook else ("loss", "#444444")
+    right = "test accuracy" if notebook else "accuracy"
     last = max([epochs or 1, *ep, *(x for x, _ in losses)])
     fig = go.Figure(traces)
     fig.update_layout(
@@ -193,18 +205,26 @@ def training_figure(
         xaxis={"title": "epoch", "range": [0, last + 0.1], "dtick": 1 if last <= 30 else None},
         yaxis={"title": {"text": left[0], "font": {"color": left[1]}},
                "tickfont": {"color": left[1]}, "rangemode": "tozero"},
-        yaxis2={"title": {"text": "test accuracy", "font": {"color": ACC_BLUE}},
+        yaxis2={"title": {"text": right, "font": {"color": ACC_BLUE}},
                 "tickfont": {"color": ACC_BLUE}, "overlaying": "y", "side": "right",
                 "tickformat": ".0%", "showgrid": False,
-                **_accuracy_axis([*history, *(() if notebook else previous)])},
+                **_accuracy_axis(_accuracies(history, previous, notebook))},
     )  # fmt: skip
     return fig
 
 
-def _accuracy_axis(history) -> dict:
+def _accuracies(history: Rows, previous: Rows, notebook: bool) -> list[float]:
+    """Every accuracy the right axis shows: test (and, in plain units, running train and the
+    previous run's test accuracy)."""
+    if notebook:
+        return [row["val_acc"] for row in history]
+    train = [row.get("train_acc") for row in history]
+    return [row["val_acc"] for row in (*history, *previous)] + [a for a in train if a is not None]
+
+
+def _accuracy_axis(accs: list[float]) -> dict:
     """Zoomed on the data like the notebook's autoscaled axis, but never past 0% or 100%,
     with whole-percent ticks (a 5% range with ".0%" ticks showed "97%" twice)."""
-    accs = [row["val_acc"] for row in history]
     if not accs:
         return {"range": [0.0, 1.0], "dtick": 0.1}
     low = max(0.0, math.floor((min(accs) - 0.02) * 20) / 20)  # a 5% step below the lowest

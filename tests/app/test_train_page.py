@@ -256,7 +256,20 @@ def test_training_figure_plain_units_by_default():
     assert list(train.y) == [1.0, 0.5, 1 / 3] and list(test.x) == [1, 2, 3]
     assert list(acc.y) == [0.6, 0.7, 0.8] and acc.yaxis == "y2" and train.yaxis is None
     assert len(batch.y) == 12 and max(batch.y) <= 2.0  # smoothed, in loss units (not x 4)
-    assert fig.layout.yaxis.title.text == "loss" and fig.layout.yaxis2.title.text == "test accuracy"
+    assert fig.layout.yaxis.title.text == "loss" and fig.layout.yaxis2.title.text == "accuracy"
+
+
+def test_training_figure_plots_running_train_accuracy_next_to_test_accuracy():
+    history = [{**row, "train_acc": a} for row, a in zip(rows(0.6, 0.7), (0.5, 0.97), strict=True)]
+    fig = training_figure(history, epochs=5)
+    names = [t.name for t in fig.data]
+    assert names == ["train loss", "test loss", "train accuracy (running)", "test accuracy"]
+    train_acc = fig.data[2]
+    assert list(train_acc.y) == [0.5, 0.97] and train_acc.yaxis == "y2"
+    assert train_acc.line.dash == "dot" and fig.layout.yaxis2.title.text == "accuracy"
+    assert list(fig.layout.yaxis2.range) == pytest.approx([0.45, 1.0])  # room for both lines
+    old = [{**history[0], "train_acc": None}, history[1]]  # a row of a run from before
+    assert list(training_figure(old).data[2].x) == [2]
 
 
 def test_training_figure_overlays_the_previous_run_faintly():
@@ -325,7 +338,8 @@ def test_the_live_view_is_on_top_and_the_settings_fold_while_running(jobs, gate,
     assert at.subheader[0].value.startswith("Training: run")
     # The live view (status, buttons, progress) comes before the settings in the page.
     kinds = [type(block).__name__ for block in at.main.children.values()]
-    assert kinds[:3] == ["Title", "Block", "Expander"]  # title, the live fragment, settings
+    # title, the (empty) container of a start error, the live fragment, the settings
+    assert kinds[:4] == ["Title", "Block", "Block", "Expander"]
     assert {"stop", "pause"} <= set(button_keys(at)) and len(at.get("progress")) == 2
     assert runs.find_run(run_id, runs_dir).name == "my first run"  # a rename event
 
@@ -341,6 +355,41 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"never {what} within {WAIT} s")
         time.sleep(0.01)
+
+
+def progress_texts(at: AppTest) -> str:
+    return "\n".join(bar.proto.text for bar in at.get("progress"))
+
+
+def test_one_more_epoch_raises_the_total_of_a_held_run(jobs, gate, runs_dir):
+    at = open_page()
+    gate.hold("epoch", 2)  # held after its last epoch: it would end there without the click
+    widget(at, "w_epochs").set_value(2)
+    at.button(key="train").click().run()
+    gate.wait_held(WAIT)
+    at.run()
+    assert "Epoch 2/2" in progress_texts(at) and "2 epochs" in at.caption[0].value
+    at.button(key="more_epoch").click().run()
+    assert jobs.snapshot().epochs == 3
+    assert "Epoch 2/3" in progress_texts(at) and "3 epochs" in at.caption[0].value
+    assert at.expander[0].label.startswith("Settings: seed+:")  # the summary keeps its label
+    assert "2 epochs" in at.expander[0].label
+    gate.release()
+    run_until(at, lambda a: a.success, "the result")
+    assert "after 3 epochs" in texts(at, "success")
+    assert chart(at)["test accuracy"]["x"] == [1, 2, 3]
+    saved = runs.find_run(jobs.snapshot().run_id, runs_dir)
+    assert saved.config.epochs == 3 and saved.epochs == [1, 2, 3]
+    assert "more_epoch" not in button_keys(at)  # over: no more epochs for a finished run
+
+
+def test_one_more_epoch_is_disabled_with_its_reason_for_a_onecycle_run(jobs, gate):
+    at = open_page()
+    gate.hold("step", 1)
+    configure(at, w_schedule="onecycle").button(key="train").click().run()
+    gate.wait_held(WAIT)
+    more = at.run().button(key="more_epoch")
+    assert more.disabled and "one-cycle schedule" in more.help
 
 
 def test_pause_holds_the_training_between_batches_and_stop_still_works(jobs, gate):
