@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+import pandas as pd
 import streamlit as st
 
 from fmnist_app import train_form as F
@@ -17,7 +18,7 @@ from fmnist_app.common import CONFUSION_PAGE, page_setup, plain, plural, show_da
 from fmnist_app.jobs import JobSnapshot, job_manager
 from fmnist_core import load_dataset
 from fmnist_core.config import PRESET_NOTES, PRESETS
-from fmnist_core.plots import training_figure
+from fmnist_core.live_chart import training_chart
 
 EPOCH_COLUMNS = {  # labels and formats for the columns of events.epoch_row
     "cost": st.column_config.NumberColumn("cost", format="%.2f"),
@@ -33,17 +34,18 @@ EPOCH_COLUMNS = {  # labels and formats for the columns of events.epoch_row
     "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
     "elapsed_s": st.column_config.NumberColumn("elapsed s", format="%.1f"),
 }
+CHART_COLUMNS = ("series", "x", "y")  # training_chart's data rows
 VIEWS = {"plain": "Losses and accuracy", "notebook": "The notebook's view (cost)"}
 TEST_NOTE = (
     "Tested after every epoch on the 10,000 **test** images: the notebook has no "
     'separate validation set, so "test" is what every page calls them.'
 )
-# One poll redraws status and chart: a new epoch shows within it (the browser tests hold
-# the run and check 1 s). benchmarks/watch_bench.py measures what watching costs the training.
+# A poll every 0.5 s: a new epoch (or pause, stop...) shows within it, the browser tests hold
+# the run and check 1 s. Between such news, progress and batch losses move once a second
+# (``steady``): the other polls send the browser what it already shows. What watching costs
+# the training: benchmarks/watch_bench.py.
 LIVE_POLL_S = 0.5
-# The batch-loss line moves once a second: between two moves (and new epochs) the chart's
-# figure is the same as the last one drawn, so the browser need not draw it again.
-LOSS_EVERY_S = 1.0
+REDRAW_EVERY_S = 1.0
 BUSY_SHARE = 0.5  # images/s below this share of the run's best: the machine is busy
 
 
@@ -166,12 +168,19 @@ def buttons(snap: JobSnapshot) -> None:
         )
 
 
-def throttled_losses(snap: JobSnapshot) -> tuple[tuple[float, float], ...]:
-    """The batch losses as of at most ``LOSS_EVERY_S`` ago (all of them once the run ended)."""
+def steady(snap: JobSnapshot) -> JobSnapshot:
+    """The snapshot to draw: the last one drawn while only the progress moved in the last
+    ``REDRAW_EVERY_S`` (the page then sends the browser the very same elements, and the
+    chart's data are unchanged); the new one at once when anything else changed (an epoch's
+    end, pause, stop, one more epoch, the end of the run)."""
     state, now = st.session_state, time.monotonic()
-    last = state.get("train_chart_losses")
-    if last is None or last[2] != snap.run_id or not snap.running or now - last[0] >= LOSS_EVERY_S:
-        state["train_chart_losses"] = last = (now, snap.losses, snap.run_id)
+    last = state.get("train_steady")
+
+    def news(old: JobSnapshot) -> tuple:
+        return (old.run_id, old.status, old.paused, old.stopping, old.epochs, len(old.history))
+
+    if last is None or news(last[1]) != news(snap) or now - last[0] >= REDRAW_EVERY_S:
+        state["train_steady"] = last = (now, snap)
     return last[1]
 
 
@@ -184,15 +193,19 @@ def chart(snap: JobSnapshot) -> None:
         default="plain",
         label_visibility="collapsed",
     )
-    fig = training_figure(
+    spec, data = training_chart(
         snap.history,
-        throttled_losses(snap),
+        snap.losses,
         snap.epochs,
         snap.batches,
         view=view or "plain",
         previous=snap.previous,
     )
-    st.plotly_chart(fig, width="stretch", key="train_chart")
+    # Vega-Lite: a poll that changes only the data replaces the dataset in the browser's view,
+    # no redraw from scratch (see fmnist_core.live_chart for what that saves).
+    st.vega_lite_chart(
+        pd.DataFrame(data, columns=CHART_COLUMNS), spec, key="train_chart", width="stretch"
+    )
     if snap.previous:
         st.caption("Grey, dotted: the previous training of this server, for comparison.")
     if snap.history:
@@ -208,7 +221,7 @@ def current(was_running: bool) -> JobSnapshot:
 
 def live(was_running: bool) -> None:
     """Status, buttons, progress, chart and table of the current or last training."""
-    snap = current(was_running)
+    snap = steady(current(was_running))
     if snap.config is None:
         st.info(
             "No training in this server yet: pick a preset and click **Train**.",
