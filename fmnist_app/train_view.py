@@ -48,6 +48,7 @@ LIVE_POLL_S = 0.5
 # Just under a second: the poll after 1 s is seldom exactly 1.0 s later (at 1.0 a poll at
 # 0.98 s would wait for the next one, 1.5 s after the last redraw).
 REDRAW_EVERY_S = 0.9
+_now = time.monotonic  # the live view's clock (a test sets it)
 BUSY_SHARE = 0.5  # images/s below this share of the run's best: the machine is busy
 
 
@@ -175,7 +176,7 @@ def steady(snap: JobSnapshot) -> JobSnapshot:
     ``REDRAW_EVERY_S`` (the page then sends the browser the very same elements, and the
     chart's data are unchanged); the new one at once when anything else changed (an epoch's
     end, pause, stop, one more epoch, the end of the run)."""
-    state, now = st.session_state, time.monotonic()
+    state, now = st.session_state, _now()
     last = state.get("train_steady")
 
     def news(old: JobSnapshot) -> tuple:

@@ -425,6 +425,25 @@ def test_one_more_epoch_is_disabled_with_its_reason_for_a_onecycle_run(jobs, gat
     assert more.disabled and "one-cycle schedule" in more.help
 
 
+def test_between_news_the_live_view_redraws_once_a_second_and_news_at_once(jobs, gate, monkeypatch):
+    from fmnist_app import train_view
+
+    clock = [1000.0]
+    monkeypatch.setattr(train_view, "_now", lambda: clock[0])
+    at = open_page()
+    start_held(at, jobs, gate)
+    assert "batch 1/" in progress_texts(at.run())
+    gate.hold("step", 2)
+    gate.wait_held(WAIT)
+    assert step(jobs) == 2 and "batch 1/" in progress_texts(at.run())  # the same as drawn
+    clock[0] += 1.0  # (REDRAW_EVERY_S is 0.9)
+    assert "batch 2/" in progress_texts(at.run())  # a second later: the progress moves
+    gate.hold("epoch", 1)
+    gate.wait_held(WAIT)
+    at.run()  # the clock has not moved: an epoch's end is news, shown at once
+    assert len(chart(at)["test accuracy"]["x"]) == 1 and at.dataframe
+
+
 def test_pause_holds_the_training_between_batches_and_stop_still_works(jobs, gate):
     at = open_page()
     start_held(at, jobs, gate)  # held by the gate inside batch 2's request for its data
