@@ -10,8 +10,8 @@ unchanged (only the dataset is replaced), while a changed Plotly figure is drawn
 Measured in headless Chromium on the 2-core machine, one update a second of ~400 batch-loss
 points: ~15% of a core for this chart vs 22-31% for the Plotly figure (5-8% for the page
 without a chart), and half the server's CPU (no figure validation). So the spec depends only
-on what changes rarely (epochs, view, the accuracy axis's zoom): between two epochs, a poll
-changes the data alone.
+on the view, the total of epochs and which lines exist: during a run every poll, an epoch's
+end included, changes the data alone (the accuracy axis zooms by itself).
 """
 
 from __future__ import annotations
@@ -97,27 +97,20 @@ def training_series(
     ]
 
 
-def accuracy_axis(accs: list[float]) -> tuple[list[float], float]:
-    """(domain, tick step): zoomed on the data like the notebook's autoscaled axis, but never
-    past 0% or 100%, with whole-percent ticks (a 5% range with ".0%" ticks showed "97%"
-    twice). Snapped to 5% steps, so it changes a few times per run, not at every epoch."""
-    if not accs:
-        return [0.0, 1.0], 0.1
-    low = max(0.0, math.floor((min(accs) - 0.02) * 20) / 20)  # a 5% step below the lowest
-    high = max(min(1.0, math.ceil((max(accs) + 0.02) * 20) / 20), low + 0.05)
-    span = high - low
-    return [round(low, 4), round(high, 4)], 0.01 if span <= 0.1 else 0.05 if span <= 0.3 else 0.1
-
-
-def _group(series: list[Series], axis: str, title: str, colour: str, domain=None) -> dict:
+def _group(series: list[Series], axis: str, title: str, colour: str) -> dict:
     """One axis's lines (and epoch markers), sharing one y scale."""
     names = [s.name for s in series if s.axis == axis]
     dots = [s.name for s in series if s.axis == axis and s.points]
-    scale = {"domain": domain[0]} if domain else {"zero": True}
     axis_spec = {"title": title, "titleColor": colour, "labelColor": colour,
                  "orient": axis, "grid": axis == "left"}  # fmt: skip
-    if domain:
-        axis_spec |= {"format": ".0%", "values": _ticks(*domain)}
+    scale: dict = {"zero": True}
+    if axis == "right":
+        # Zoomed on the data by Vega itself (the notebook's autoscaled axis), up to 100%: so the
+        # spec stays the same when an epoch's accuracy arrives and the chart's data are
+        # replaced in place (a new domain in the spec would draw it anew, ~1 s on a busy CPU).
+        # Whole-percent ticks: a 5% range with ".0%" ticks would show "97%" twice.
+        scale = {"zero": False, "nice": True, "domainMax": 1}
+        axis_spec |= {"format": ".0%", "tickMinStep": 0.01}
     y = {"field": "y", "type": "quantitative", "scale": scale, "axis": axis_spec}
     pick = {"filter": {"field": "series", "oneOf": names or ["-"]}}
     layers = [{"name": f"{axis}_lines", "transform": [pick], "mark": {"type": "line", "clip": True},
@@ -129,11 +122,6 @@ def _group(series: list[Series], axis: str, title: str, colour: str, domain=None
             "encoding": {"y": y},
         })  # fmt: skip
     return {"layer": layers}
-
-
-def _ticks(domain: list[float], step: float) -> list[float]:
-    n = round((domain[1] - domain[0]) / step)
-    return [round(domain[0] + i * step, 4) for i in range(n + 1)]
 
 
 def slug(name: str) -> str:
@@ -158,7 +146,6 @@ def training_chart(
     series = training_series(history, losses, batches, view, previous)
     notebook = view == "notebook"
     last = max([epochs or 1, *(x for s in series for x in s.x)])
-    accs = [y for s in series if s.axis == "right" for y in s.y]
     left = ("cost (sum of batch losses)", COST_RED) if notebook else ("loss", "#444444")
     names = [s.name for s in series]
 
@@ -186,8 +173,7 @@ def training_chart(
         },
         "layer": [
             _group(series, "left", left[0], left[1]),
-            _group(series, "right", "test accuracy" if notebook else "accuracy", ACC_BLUE,
-                   accuracy_axis(accs)),
+            _group(series, "right", "test accuracy" if notebook else "accuracy", ACC_BLUE),
         ],
         "resolve": {"scale": {"y": "independent"}},
     }  # fmt: skip

@@ -39,10 +39,12 @@ LIVE_STATE = """() => {
         '[data-testid="stElementContainer"]:not([data-stale="true"]) ' + sel);
     const chart = fresh('[data-testid="stVegaLiteChart"]')[0];
     // points and drawn: the test accuracy's markers in the chart's SVG (in both views; the
-    // Vega mark is named after the line, see fmnist_core.live_chart.slug).
+    // Vega mark is named after the line, see fmnist_core.live_chart.slug). Counted once the
+    // chart's lines are drawn: a chart being drawn anew (a new spec at an epoch's end, a new
+    // width) has empty marks for a moment, which is not a lost point.
     let points = null, drawn = null;
-    const marks = chart && chart.querySelector('g.role-mark');
-    if (marks) {
+    const lines = chart && chart.querySelector('g.left_lines_marks path');
+    if (lines && (lines.getAttribute('d') || '').length > 0) {
         const acc = chart.querySelector('g.test_accuracy_points_marks');
         points = drawn = acc ? acc.querySelectorAll('path').length : 0;
     }
