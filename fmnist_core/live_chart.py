@@ -118,7 +118,7 @@ def _group(series: list[Series], axis: str, title: str, colour: str) -> dict:
     for name in dots:  # one named layer per marked series: a browser test counts its points
         layers.append({
             "name": slug(name), "transform": [{"filter": {"field": "series", "equal": name}}],
-            "mark": {"type": "point", "filled": True, "size": 50, "clip": True},
+            "mark": {"type": "point", "filled": True, "size": 50},  # a 100% point: whole
             "encoding": {"y": y},
         })  # fmt: skip
     return {"layer": layers}
