@@ -6,6 +6,7 @@
     snap = jobs.snapshot()               # a copy of the state, safe to display in any session
     jobs.stop()                          # the core honours it before the next batch
     jobs.pause(); jobs.resume()          # the training waits between batches meanwhile
+    jobs.extend()                        # one more epoch (while it runs or is paused)
 
 The thread consumes ``fmnist_core.session.start_run`` events (which record the run) and never
 calls Streamlit (a plain thread's ``st.*`` calls go nowhere: it has no script context). Pages
@@ -46,6 +47,7 @@ from fmnist_core.manage import rename
 from fmnist_core.record import MAX_LOSS_POINTS, LossTrace, Replay, end_abandoned
 from fmnist_core.runs import RunError, runs_dir, set_active
 from fmnist_core.session import start_run
+from fmnist_core.train import EpochTarget, why_not_extend
 
 __all__ = [
     "MAX_LOSS_POINTS",
@@ -70,7 +72,8 @@ class JobSnapshot:
     """What a page shows about the current (or last) training; a copy, never shared state."""
 
     status: str = "idle"  # idle | starting | running | finished | stopped | failed
-    config: TrainConfig | None = None
+    config: TrainConfig | None = None  # as started (the settings' summary keeps its label)
+    epochs: int = 0  # the run's total of epochs: the config's, raised by "one more epoch"
     run_id: str | None = None
     started: float | None = None  # time.time() when it started
     device: str = ""
@@ -93,6 +96,10 @@ class JobSnapshot:
     active: bool = False  # the run was made the active model
     processes: int = 1  # 1: a thread of this server; 2+: a torchrun process group
 
+    def __post_init__(self) -> None:
+        if not self.epochs and self.config is not None:  # not raised: the config's
+            object.__setattr__(self, "epochs", self.config.epochs)
+
     @property
     def running(self) -> bool:
         return self.status in ACTIVE
@@ -103,7 +110,16 @@ class JobSnapshot:
         if not self.config or not self.batches:
             return 0.0
         done = (self.epoch - 1) * self.batches + self.batch if self.epoch else 0
-        return min(1.0, done / (self.config.epochs * self.batches))
+        return min(1.0, done / (self.epochs * self.batches))
+
+    @property
+    def extend_refusal(self) -> str:
+        """Why "one more epoch" cannot be given now; "" when it can."""
+        if not self.running or self.stopping:
+            return "only a running training can get more epochs"
+        if self.processes > 1:
+            return "torchrun processes train the number of epochs they were started with"
+        return why_not_extend(self.config, self.epochs) if self.config else "no training"
 
 
 Starter = Callable[..., tuple[object, Iterator[Event]]]
@@ -133,6 +149,7 @@ class JobManager:
         self._go = threading.Event()  # cleared while paused: the consumer pulls no event
         self._go.set()
         self._thread: threading.Thread | None = None
+        self._target: EpochTarget | None = None  # the running training's total of epochs
 
     def snapshot(self) -> JobSnapshot:
         with self._lock:
@@ -144,11 +161,12 @@ class JobManager:
             best = max(self._state.best_images_per_s, run.images_per_s)
             self._state = replace(self._state, best_images_per_s=best)
         status = job.status
+        epochs = max(job.epochs, run.epochs)  # the job knows a raise before the log says it
         if status in ACTIVE:  # the job says whether it is over (after activation), the log how far
             status = "running" if run.started is not None else "starting"
         return replace(
-            job, status=status, device=run.device, n_train=run.n_train, epoch=run.epoch,
-            batch=run.batch, batches=run.batches, images_per_s=run.images_per_s,
+            job, status=status, epochs=epochs, device=run.device, n_train=run.n_train,
+            epoch=run.epoch, batch=run.batch, batches=run.batches, images_per_s=run.images_per_s,
             eta_s=run.eta_s, elapsed_s=run.elapsed_s, history=run.rows, losses=run.losses,
             final_val_acc=run.final_val_acc, train_s=run.train_s, reason=job.reason or run.reason,
             best_images_per_s=best,
@@ -174,19 +192,21 @@ class JobManager:
             self._state = JobSnapshot(
                 status="starting",
                 config=cfg,
+                epochs=cfg.epochs,
                 started=time.time(),
                 previous=rows or previous.previous,
                 processes=max(1, processes),
             )
             self._replay = None
             self._process = None
+            self._target = EpochTarget(cfg.epochs)
             self._stop = threading.Event()
             self._go = threading.Event()
             self._go.set()
         if processes >= 2:
             return self._start_group(cfg, name, processes, previous)
         try:
-            rec, events = self._starter(cfg, self._runs_dir, self._stop)
+            rec, events = self._starter(cfg, self._runs_dir, self._stop, epochs=self._target)
             if self._gate:
                 if hasattr(rec, "batch_interval_s"):  # a held run shows the batch it is held at
                     rec.batch_interval_s = 0
@@ -308,6 +328,20 @@ class JobManager:
                 return False
             self._go.set()
             self._state = replace(self._state, paused=False)
+            return True
+
+    def extend(self) -> bool:
+        """One more epoch for the running (or paused) training; False when none runs, it is
+        stopping, or it cannot (``JobSnapshot.extend_refusal``; or its last epoch is over).
+
+        The loop re-reads the target before every batch and records the new total."""
+        with self._lock:
+            if self._state.extend_refusal or self._target is None:
+                return False
+            total = self._target.extend()
+            if total is None:
+                return False
+            self._state = replace(self._state, epochs=total)
             return True
 
     def join(self, timeout: float | None = None) -> bool:

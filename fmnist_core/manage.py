@@ -208,6 +208,6 @@ def metrics_csv(runs: list[Run]) -> str:
     for run in runs:
         config = run.config.to_dict()
         for row in run.history:
-            values = [row[k] for k in HISTORY_KEYS] + [config.get(f) for f in fields]
+            values = [row.get(k) for k in HISTORY_KEYS] + [config.get(f) for f in fields]
             writer.writerow([run.id, _cell(run.name), run.status, *values])
     return out.getvalue()

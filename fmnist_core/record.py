@@ -39,11 +39,13 @@ import torch
 from fmnist_core.atomic import atomic_torch_save, atomic_write_json
 from fmnist_core.config import TrainConfig
 from fmnist_core.events import (
-    EPOCH_ROW_KEYS,
     EVENTS_FILE,
+    OPTIONAL_ROW_KEYS,
+    REQUIRED_ROW_KEYS,
     BatchProgress,
     EpochEnd,
     Event,
+    Extended,
     RunEnd,
     Started,
     append_event,
@@ -51,6 +53,7 @@ from fmnist_core.events import (
     end_line,
     epoch_line,
     epoch_row,
+    extended_line,
     started_line,
 )
 from fmnist_core.runfiles import STATUSES, RunError, process_start, read_json, runs_dir
@@ -115,6 +118,7 @@ class RunState:
     images_per_s: float = 0.0
     eta_s: float = 0.0
     elapsed_s: float = 0.0
+    epochs: int = 0  # the total raised by "epochs" lines ("one more epoch"); 0: the config's
     rows: tuple[dict[str, float], ...] = ()  # one epoch_row per finished epoch
     losses: tuple[tuple[float, float], ...] = ()  # (fractional epoch, batch loss), downsampled
     final_val_acc: float | None = None
@@ -250,12 +254,19 @@ class Replay:
                 self._fields[key] = float(obj[key])
 
     def _epoch(self, obj: dict[str, Any]) -> None:
-        if not all(_number(obj.get(k)) for k in EPOCH_ROW_KEYS):
+        optional_ok = all(obj.get(k) is None or _number(obj[k]) for k in OPTIONAL_ROW_KEYS)
+        if not (optional_ok and all(_number(obj.get(k)) for k in REQUIRED_ROW_KEYS)):
             self._fields["problem"] = f"{self.path} has a malformed epoch line"
             return
         row = epoch_row(obj)
         self._rows.append(row)
         self._fields["elapsed_s"] = row["elapsed_s"]
+
+    def _epochs(self, obj: dict[str, Any]) -> None:
+        if _count(obj.get("epochs")) and obj["epochs"] > 0:
+            self._fields["epochs"] = max(self._fields.get("epochs", 0), obj["epochs"])
+        else:
+            self._skip()
 
     def _end(self, obj: dict[str, Any]) -> None:
         status, reason = obj.get("status"), obj.get("reason", "")
@@ -288,6 +299,7 @@ _APPLY = {
     "started": Replay._started,
     "batch": Replay._batch,
     "epoch": Replay._epoch,
+    "epochs": Replay._epochs,
     "end": Replay._end,
     "rename": Replay._rename,
     "note": Replay._note,
@@ -386,6 +398,13 @@ class RunRecorder:
             atomic_torch_save(self.path / "model.pt", event.state)
             append_event(self.path, epoch_line(event))  # after its files: a row has its files
             self.history.append(epoch_row(event))
+        elif isinstance(event, Extended):
+            # The config first: a log line with more epochs than config.json never exists, so
+            # the run loads whatever happens between the two writes; config.json then
+            # describes the run as a whole (same seed, same numbers as training that many).
+            self.config = self.config.replace(epochs=event.epochs)
+            atomic_write_json(self.path / "config.json", self.config.to_dict())
+            append_event(self.path, extended_line(event))
         elif isinstance(event, RunEnd):
             append_event(self.path, end_line(event))
             self._write_status(

@@ -4,6 +4,11 @@
     for event in train(preset("seed"), stop=stop):
         ...  # Started, BatchProgress (every batch), EpochEnd (every epoch), then one RunEnd
 
+    target = EpochTarget(cfg.epochs)             # another thread may raise it while it runs:
+    events = train(cfg, stop=stop, epochs=target)
+    target.extend()                              # "one more epoch": an Extended event, then
+                                                 # the loop goes on to the new total
+
 ``RunEnd.status`` is "finished", "stopped" (the stop flag, honoured before every batch) or
 "failed" (a non-finite or exploding loss, or any error, with a readable ``reason``). The
 generator never raises for a training problem. Same config and seed on the same machine give
@@ -30,11 +35,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from fmnist_core import distributed
-from fmnist_core.config import TrainConfig
+from fmnist_core.config import RANGES, TrainConfig
 from fmnist_core.data import Tensors, load_tensors, stratified_subset
 from fmnist_core.distributed import Dist
 from fmnist_core.evaluate import autocast, evaluate_tensors
-from fmnist_core.events import BatchProgress, EpochEnd, Event, RunEnd, Started
+from fmnist_core.events import BatchProgress, EpochEnd, Event, Extended, RunEnd, Started
 from fmnist_core.model import build_model, count_parameters
 from fmnist_core.sketchaug import drawing_like
 
@@ -42,7 +47,9 @@ from fmnist_core.sketchaug import drawing_like
 __all__ = [
     "BatchProgress",
     "EpochEnd",
+    "EpochTarget",
     "Event",
+    "Extended",
     "RunEnd",
     "Started",
     "evaluate_tensors",
@@ -54,6 +61,52 @@ log = logging.getLogger(__name__)
 # never puts e^-230 on the true class on average. Adam at lr 1 spikes to ~4e4, then collapses.
 DIVERGED_LOSS = 100 * math.log(10)
 LOWER_LR = " - lower the learning rate"
+MAX_EPOCHS = int(RANGES["epochs"][1])  # a config never holds more (config.json is rewritten)
+
+
+class EpochTarget:
+    """How many epochs a training aims at; another thread may raise it while it runs.
+
+    The loop re-reads it before every batch (and reports a raise as an ``Extended`` event, so
+    the run's record says the new total) and asks ``more_after`` at each epoch's end. Once the
+    loop has decided that its last epoch is done, the target is closed: a late ``extend``
+    returns None instead of being silently ignored.
+    """
+
+    def __init__(self, epochs: int, limit: int = MAX_EPOCHS) -> None:
+        self._lock = threading.Lock()
+        self._epochs, self.limit, self._closed = epochs, limit, False
+
+    @property
+    def epochs(self) -> int:
+        return self._epochs
+
+    def extend(self, n: int = 1) -> int | None:
+        """Raise the target by ``n``; the new total, or None (closed, or over ``limit``)."""
+        with self._lock:
+            if self._closed or self._epochs + n > self.limit:
+                return None
+            self._epochs += n
+            return self._epochs
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    def more_after(self, epoch: int) -> bool:
+        """Whether an epoch follows ``epoch``; closes the target when none does."""
+        with self._lock:
+            self._closed = self._closed or epoch >= self._epochs
+            return epoch < self._epochs
+
+
+def why_not_extend(cfg: TrainConfig, epochs: int) -> str:
+    """Why a run of ``cfg`` now aiming at ``epochs`` cannot get one more epoch; "" when it can."""
+    if cfg.schedule == "onecycle":
+        return "the one-cycle schedule plans its learning rate for the epochs set at the start"
+    if epochs >= MAX_EPOCHS:
+        return f"{MAX_EPOCHS} epochs is the most a run can have"
+    return ""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -110,22 +163,29 @@ def train(
     stop: threading.Event | None = None,
     data_dir: str | None = None,
     ctx: Dist | None = None,
+    epochs: EpochTarget | None = None,
 ) -> Iterator[Event]:
     """Train ``cfg``; yields events, ending with exactly one ``RunEnd``.
 
     ``ctx``: this process's place in a torchrun group (``distributed.from_env()``); the group
-    is joined here and left when the generator ends."""
+    is joined here and left when the generator ends. ``epochs`` (default: ``cfg.epochs``,
+    fixed) lets another thread raise the total while the training runs; the loop reports each
+    raise as ``Extended`` before its next batch."""
     t0 = time.perf_counter()
     state = {"epochs_done": 0, "acc": None}
+    target = epochs or EpochTarget(cfg.epochs)
+    if why_not_extend(cfg, 0):  # onecycle: its schedule's steps are fixed at the start
+        target.close()
     try:
-        yield from _train(cfg, tensors, stop or threading.Event(), data_dir, t0, state, ctx)
+        yield from _train(cfg, tensors, stop or threading.Event(), data_dir, t0, state, ctx, target)
     except Exception as exc:  # noqa: BLE001 - reported as a failed run, logged in full
         log.exception("training failed")
         reason = str(exc) or type(exc).__name__
         if ctx is not None and isinstance(exc, torch.distributed.DistError):
             reason = distributed.DIED.format(error=distributed.short(exc))
         yield RunEnd("failed", reason, state["epochs_done"], state["acc"], _since(t0))
-    finally:
+    finally:  # stopped, failed or closed early: a late "one more epoch" is refused, not lost
+        target.close()
         if ctx is not None:
             distributed.close()
 
@@ -206,8 +266,10 @@ def _wrap_ddp(net: nn.Module, ctx: Dist, device: torch.device) -> nn.Module:
     return DistributedDataParallel(net, device_ids=ids)
 
 
-def _step(run: _Setup, take: torch.Tensor) -> float:
-    """One SGD step on the images ``take`` (the global batch); returns the batch loss. A
+def _step(run: _Setup, take: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """One SGD step on the images ``take`` (the global batch); returns the batch loss and how
+    many of the images the forward pass got right (the running train accuracy's count: no
+    extra forward pass; a tensor where the model lives, read once per epoch, not per step). A
     diverged loss (see ``_diverged``) is returned without updating the weights."""
     ctx, n = run.ctx, len(take)
     if ctx is not None:  # this rank's share of the global batch
@@ -219,10 +281,12 @@ def _step(run: _Setup, take: torch.Tensor) -> float:
         x = augment(x, run.aug_gen)
     with autocast(run.device, run.amp):
         logits = run.model(x.contiguous(memory_format=torch.channels_last))
+        y = run.train_y[take]
         loss = F.cross_entropy(
-            logits, run.train_y[take], label_smoothing=run.cfg.label_smoothing,
+            logits, y, label_smoothing=run.cfg.label_smoothing,
             reduction="mean" if ctx is None else "sum",
         )  # fmt: skip
+    right = (logits.detach().argmax(1) == y).sum()
     run.optimizer.zero_grad(set_to_none=True)
     if ctx is None:
         loss.backward()
@@ -231,13 +295,13 @@ def _step(run: _Setup, take: torch.Tensor) -> float:
         (loss * (ctx.world_size / n)).backward()
         # every rank gets the same loss, so all agree on a divergence; summed on the device,
         # read once (the one host sync per step, which the progress needs anyway)
-        total = distributed.all_sum_(loss.detach().double().reshape(1))
-        loss_value = total.item() / n
+        both = distributed.all_sum_(torch.stack([loss.detach().double(), right.double()]))
+        loss_value, right = both[0].item() / n, both[1]
     if not _diverged(loss_value):
         run.optimizer.step()
         if run.scheduler:
             run.scheduler.step()
-    return loss_value
+    return loss_value, right
 
 
 def _diverged(loss_value: float) -> bool:
@@ -274,32 +338,37 @@ def _started(run: _Setup) -> Started:
     )  # fmt: skip
 
 
-def _train(cfg, tensors, stop, data_dir, t0, state, ctx) -> Iterator[Event]:
+def _train(cfg, tensors, stop, data_dir, t0, state, ctx, target) -> Iterator[Event]:
     run = _prepare(cfg, tensors, data_dir, ctx)
     n, batches = len(run.train_y), run.batches
     yield _started(run)
-    step, train_time = 0, 0.0
-    for epoch in range(1, cfg.epochs + 1):
+    step, train_time, epoch, total = 0, 0.0, 0, cfg.epochs
+    while target.more_after(epoch):
+        epoch += 1
         run.model.train()
         epoch_t0 = time.perf_counter()
         order = torch.randperm(n, generator=run.gen).to(run.device)
-        cost = 0.0
+        cost, right = 0.0, 0
         for b in range(batches):
             if _stopped(run, stop):
                 yield RunEnd("stopped", "stopped by the user", epoch - 1, state["acc"], _since(t0))
                 return
-            loss_value = _step(run, order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
+            if target.epochs != total:  # "one more epoch": the record says the new total
+                total = target.epochs
+                yield Extended(total)
+            loss_value, ok = _step(run, order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
             if _diverged(loss_value):
                 reason = f"diverged at epoch {epoch}, batch {b + 1} (loss {loss_value})"
                 yield RunEnd("failed", reason + LOWER_LR, epoch - 1, state["acc"], _since(t0))
                 return
             cost += loss_value
+            right += ok
             step += 1
             seconds = train_time + time.perf_counter() - epoch_t0
             rate = step / seconds if seconds > 0 else 0.0
             yield BatchProgress(
                 epoch, b + 1, batches, loss_value, rate * cfg.batch_size,
-                (cfg.epochs * batches - step) / rate if rate else 0.0, _since(t0),
+                (total * batches - step) / rate if rate else 0.0, _since(t0),
             )  # fmt: skip
         train_time += time.perf_counter() - epoch_t0
         val_loss, val_acc, probs = _evaluate(run)
@@ -312,7 +381,7 @@ def _train(cfg, tensors, stop, data_dir, t0, state, ctx) -> Iterator[Event]:
             weights = {k: v.detach().cpu().clone() for k, v in run.net.state_dict().items()}
         state.update(epochs_done=epoch, acc=val_acc)
         yield EpochEnd(
-            epoch, cfg.epochs, cost, cost / batches, val_loss, val_acc,
-            time.perf_counter() - epoch_t0, _since(t0), probs, weights,
+            epoch, total, cost, cost / batches, val_loss, val_acc,
+            time.perf_counter() - epoch_t0, _since(t0), probs, weights, train_acc=int(right) / n,
         )  # fmt: skip
-    yield RunEnd("finished", "", cfg.epochs, state["acc"], _since(t0))
+    yield RunEnd("finished", "", epoch, state["acc"], _since(t0))

@@ -37,15 +37,16 @@ LIVE_STATE = """() => {
     const main = document.querySelector('[data-testid="stMain"]');
     const fresh = sel => main.querySelectorAll(
         '[data-testid="stElementContainer"]:not([data-stale="true"]) ' + sel);
-    const gd = fresh('[data-testid="stPlotlyChart"] .js-plotly-plot')[0];
-    // points: of the test accuracy trace (in both views); drawn: its markers in the SVG
-    // (a re-mounted chart draws them a moment after its data arrive).
+    const chart = fresh('[data-testid="stVegaLiteChart"]')[0];
+    // points and drawn: the test accuracy's markers in the chart's SVG (in both views; the
+    // Vega mark is named after the line, see fmnist_core.live_chart.slug). Counted once the
+    // chart's lines are drawn: a chart being drawn anew (a new spec at an epoch's end, a new
+    // width) has empty marks for a moment, which is not a lost point.
     let points = null, drawn = null;
-    if (gd && gd.data) {
-        const i = gd.data.findIndex(t => t.name === 'test accuracy');
-        const trace = gd.querySelectorAll('.scatterlayer .trace')[i];
-        points = i < 0 ? 0 : gd.data[i].x.length;
-        drawn = trace ? trace.querySelectorAll('.point').length : 0;
+    const lines = chart && chart.querySelector('g.left_lines_marks path');
+    if (lines && (lines.getAttribute('d') || '').length > 0) {
+        const acc = chart.querySelector('g.test_accuracy_points_marks');
+        points = drawn = acc ? acc.querySelectorAll('path').length : 0;
     }
     const bars = Array.from(fresh('[data-testid="stProgress"]'), e => e.innerText);
     const overall = bars.map(t => /Overall: (\\d+)%/.exec(t)).find(m => m);
