@@ -178,12 +178,13 @@ def steady(snap: JobSnapshot) -> JobSnapshot:
     """The snapshot to draw: the last one drawn while only the progress moved in the last
     ``REDRAW_EVERY_S`` (the page then sends the browser the very same elements, and the
     chart's data are unchanged); the new one at once when anything else changed (an epoch's
-    end, pause, stop, one more epoch, the end of the run)."""
+    start or end, pause, stop, one more epoch, the end of the run)."""
     state, now = st.session_state, _now()
     last = state.get("train_steady")
 
     def news(old: JobSnapshot) -> tuple:
-        return (old.run_id, old.status, old.paused, old.stopping, old.epochs, len(old.history))
+        return (old.run_id, old.status, old.paused, old.stopping, old.epochs, old.epoch,
+                len(old.history))  # fmt: skip
 
     if last is None or news(last[1]) != news(snap) or now - last[0] >= REDRAW_EVERY_S:
         state["train_steady"] = last = (now, snap)
