@@ -103,8 +103,11 @@ def _choices() -> dict[str, tuple[Run, bool]]:
     if active is not None:
         finished = [active] + [run for run in finished if run.path != active.path]
     choices = _shipped(SKETCH_MODEL_DIR, "Sketch model, shipped: trained for drawings")
+    # The active run's entry names it without its status: the label is the selectbox's value,
+    # and a label that changed with each epoch lost the user's pick (back to the first entry)
+    # when the run moved on. Its status is in the caption under the selector.
     choices |= {
-        ("Active: " if i == 0 and run is active else "") + run.label(): (run, False)
+        (f"Active: {run.id}" if i == 0 and run is active else run.label()): (run, False)
         for i, run in enumerate(finished)
     }
     return choices | _shipped(DEFAULT_MODEL_DIR, "Photo model, shipped")
@@ -123,6 +126,8 @@ def pick_model() -> Loaded | None:
             st.session_state[MODEL_KEY] = name
     label = st.selectbox("Model", list(choices), key=MODEL_KEY)
     run, default = choices.get(label) or next(iter(choices.values()))
+    if run is not None and not default and label.startswith("Active: "):
+        st.caption(f"The active run: {run.label()}.")
     if default and run.path == SKETCH_MODEL_DIR:
         st.caption("The model shipped for drawings (it learned from drawing-like versions of the "
                    "training images). Your own runs are in the list.")  # fmt: skip

@@ -132,6 +132,7 @@ def test_cell_images_pages_through_the_cell_with_captions() -> None:
     assert [item.index for item in items] == [4, 0]
     first = items[0]
     assert first.image.shape == (112, 112) and int(first.image[50, 50]) == 4  # image of index 4
-    assert first.caption == "pred T-shirt/top (75%) / true Trouser"
+    assert first.caption == "#4 · 75% sure"  # one short line; the rest is in the details
+    assert first.details.startswith("Test image #4: true Trouser, predicted T-shirt/top (75%)")
     assert first.top3[0] == ("T-shirt/top", pytest.approx(0.75))
     assert first.top3_text.startswith("T-shirt/top 75%, Dress 25%")
