@@ -27,7 +27,11 @@ SUBSET_VALUES = [
 ]  # fmt: skip
 WD_VALUES = sorted({0.0, 1e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1}
                    | {p.weight_decay for p in C.PRESETS.values()})  # fmt: skip
-SWITCH_LABELS = {"augment": "Augment (flips, shifts)", "amp": "bf16 mixed precision"}
+SWITCH_LABELS = {
+    "augment": "Augment (flips, shifts)",
+    "amp": "bf16 mixed precision",
+    "tta": "Test with flips (TTA)",
+}
 ADVANCED = ("arch", "schedule", "weight_decay", "label_smoothing", *C.SWITCHES, "device")
 HELP = {
     "epochs": "Passes over the training set. Each adds one point to the chart.",

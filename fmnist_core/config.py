@@ -59,6 +59,7 @@ FRACTIONAL = ("lr", "momentum", "weight_decay", "label_smoothing")  # the rest a
 SWITCHES: dict[str, str] = {
     "augment": "random flips and 2-pixel shifts of the training images",
     "amp": "bf16 mixed precision where the CPU/GPU has native bf16: faster, numbers differ",
+    "tta": "evaluate each test image and its mirror image, average the two predictions",
 }
 
 
@@ -83,6 +84,9 @@ class TrainConfig:
     # bf16 mixed precision (autocast): ~1.6x faster convolutions where bf16 is native (CPUs
     # with AVX512-BF16/AMX, recent GPUs); elsewhere training stays fp32. Off for the notebook.
     amp: bool = False
+    # Flip test-time augmentation: the test set's predictions average each image's and its
+    # left-right mirror's (two forward passes per evaluation); pays off with augment's flips.
+    tta: bool = False
     name: str = field(default="custom", compare=False)  # preset it came from, for display
 
     def __post_init__(self) -> None:
@@ -122,6 +126,7 @@ LABELS: dict[str, str] = {
     "label_smoothing": "Label smoothing",
     "augment": "Augment",
     "amp": "bf16 mixed precision",
+    "tta": "Flip test-time augmentation",
 }
 
 

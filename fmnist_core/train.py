@@ -218,7 +218,9 @@ def _train(cfg, tensors, stop, data_dir, t0, state) -> Iterator[Event]:
                 (cfg.epochs * batches - step) / rate if rate else 0.0, _since(t0),
             )  # fmt: skip
         train_time += time.perf_counter() - epoch_t0
-        val_loss, val_acc, probs = evaluate_tensors(run.model, run.test_x, run.test_y, run.amp)
+        val_loss, val_acc, probs = evaluate_tensors(
+            run.model, run.test_x, run.test_y, run.amp, tta=cfg.tta
+        )
         if not math.isfinite(val_loss):  # the last update overflowed: never save NaN weights
             reason = f"diverged at epoch {epoch} (validation loss {val_loss})"
             yield RunEnd("failed", reason + LOWER_LR, epoch - 1, state["acc"], _since(t0))
