@@ -94,9 +94,13 @@ def show_data_error(status: DataStatus) -> None:
     st.error("**No dataset.** " + "  \n".join(lines))
 
 
-def page_setup(title: str, icon: str = APP_ICON) -> DataStatus:
-    """Page config + the sidebar every page shows; returns the data status."""
+def page_setup(title: str, heading: str | None = None, icon: str = APP_ICON) -> DataStatus:
+    """Page config, the page's ``heading`` (its st.title) and the sidebar every page shows;
+    returns the data status. The heading comes before the sidebar's lines so that a fresh
+    tab shows it before the runs and the dataset are looked at."""
     page_start(title, icon)
+    if heading:
+        st.title(heading)
     return sidebar_status()
 
 
