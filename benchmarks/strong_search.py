@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/strong_search.py base "wide:conv2=96" base --seeds 0,1
 
 Each argument is ``label[:field=value,field=value]``: the ``strong`` preset with those
-TrainConfig fields changed. For every epoch it prints the test accuracy plain and with flip
-test-time augmentation (the mean of the image's and its mirror's probabilities), computed
-after the run from that epoch's weights so the extra evaluation never enters the timing.
+TrainConfig fields changed. It prints the per-epoch test accuracy the run reported, and the
+final weights' accuracy plain and with flip test-time augmentation (the mean of the image's
+and its mirror's probabilities), computed after the run so it never enters the timing.
 Times are the training's own seconds (``RunEnd.train_s``) and the process's CPU seconds
 meanwhile. On a shared machine compare variants of one invocation (alternate them), never
 numbers of different invocations.
@@ -43,7 +43,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 
 def accuracies(cfg: TrainConfig, weights: dict, tensors) -> tuple[float, float]:
-    model = build_model(cfg)
+    model = build_model(cfg).to(memory_format=torch.channels_last)  # as train() has it
     model.load_state_dict(weights)
     amp = cfg.amp
     plain = evaluate_tensors(model, tensors.test_x, tensors.test_y, amp, tta=False)[1]
@@ -54,18 +54,21 @@ def accuracies(cfg: TrainConfig, weights: dict, tensors) -> tuple[float, float]:
 def run(label: str, changes: dict, seed: int) -> dict:
     cfg = preset("strong").replace(seed=seed, **changes)
     tensors = load_tensors(cfg.image_size)
-    weights, c0, end = [], time.process_time(), None
+    weights, curve, c0, end = [], [], time.process_time(), None
     for event in train(cfg, tensors):
         if isinstance(event, EpochEnd):
             weights.append(event.state)
+            curve.append(event.val_acc)
+            print(f"  {label} seed {seed} epoch {event.epoch}: {event.val_acc:.2%} at "
+                  f"{event.elapsed_s:.1f} s", file=sys.stderr, flush=True)  # fmt: skip
         elif isinstance(event, RunEnd):
             end = event
     cpu = time.process_time() - c0
     if end is None or end.status != "finished":
         raise SystemExit(f"{label} seed {seed}: {end}")
-    accs = [accuracies(cfg, w, tensors) for w in weights]
+    plain, flipped = accuracies(cfg, weights[-1], tensors)
     return {"label": label, "seed": seed, "changes": changes, "train_s": end.train_s,
-            "cpu_s": cpu, "plain": [a[0] for a in accs], "tta": [a[1] for a in accs]}  # fmt: skip
+            "cpu_s": cpu, "curve": curve, "plain": plain, "tta": flipped}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         label, changes = parse_variant(text)
         for seed in seeds:
             r = run(label, changes, seed)
-            curve = " ".join(f"{a:.4f}/{b:.4f}" for a, b in zip(r["plain"], r["tta"], strict=True))
-            head = f"{label:>12} seed {seed}: plain {r['plain'][-1]:.2%} tta {r['tta'][-1]:.2%}"
+            head = f"{label:>12} seed {seed}: plain {r['plain']:.2%} tta {r['tta']:.2%}"
+            curve = " ".join(f"{a:.4f}" for a in r["curve"])
             print(f"{head} train {r['train_s']:.1f} s cpu {r['cpu_s']:.1f} s | {curve}", flush=True)
             print("JSON " + json.dumps(r), flush=True)
     return 0
