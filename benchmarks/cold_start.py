@@ -10,7 +10,8 @@ the servers, so the browser's own start is not counted):
 - ``home``: seconds from starting the server process to the home page's title and its three
   page links visible in a fresh browser tab (the browser retries until the server answers);
 - ``sidebar``: ... to the sidebar's data line (torch imported, the dataset loaded);
-- ``warm <page>``: once the server is warm, a fresh tab (new browser context) on each page:
+- ``warm <page>``: once the server is warm, a new tab on each page (in the browser that
+  opened the home page: its cache holds Streamlit's scripts, as a user's browser does):
   seconds from opening the URL to the page's title (its first content) visible;
 - ``done <page>``: ... to the end of that page's first script run (everything drawn).
 
@@ -38,7 +39,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUMS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
@@ -110,19 +111,19 @@ def measure_server(browser: Browser, runs_dir: Path, repo: Path) -> dict[str, fl
         out["home"] = time.perf_counter() - t0
         page.get_by_test_id("stSidebar").get_by_text("train +").wait_for(timeout=DEADLINE_S * 1000)
         out["sidebar"] = time.perf_counter() - t0
-        context.close()
         for path, text in PAGES.items():
-            out[f"warm {path}"], out[f"done {path}"] = warm_page(browser, url + path, text)
+            out[f"warm {path}"], out[f"done {path}"] = warm_page(context, url + path, text)
+        context.close()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     return out
 
 
-def warm_page(browser: Browser, url: str, text: str) -> tuple[float, float]:
-    """A fresh tab on a warm server: seconds from opening ``url`` to its title visible, and
-    to the end of its script run (so the next measurement starts from an idle server)."""
-    context = browser.new_context()
+def warm_page(context: BrowserContext, url: str, text: str) -> tuple[float, float]:
+    """A new tab of the browser that opened the home page (its cache holds Streamlit's
+    scripts, as a user's does) on the warm server: seconds from opening ``url`` to its title
+    visible, and to the end of its script run (the next one starts from an idle server)."""
     page = context.new_page()
     t0 = time.perf_counter()
     page.goto(url, timeout=DEADLINE_S * 1000)
@@ -131,7 +132,7 @@ def warm_page(browser: Browser, url: str, text: str) -> tuple[float, float]:
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
                            state="attached", timeout=DEADLINE_S * 1000)  # fmt: skip
     done = time.perf_counter() - t0
-    context.close()
+    page.close()
     return first, done
 
 
