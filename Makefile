@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test lint bench bench-listing bench-memory setup data
+.PHONY: run test lint bench bench-ddp bench-listing bench-memory setup data
 
 run: $(VENV)/.stamp-app data
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
 
-test: lint data
+test: lint data $(VENV)/.stamp-ray
 	scripts/ensure_system.sh browser
 	$(BIN)/python -m pytest -q
 
@@ -19,6 +19,10 @@ lint: $(VENV)/.stamp-dev
 
 bench: $(VENV)/.stamp-app data
 	$(BIN)/python benchmarks/train_bench.py
+
+# Single process vs 2-process DDP (torchrun, gloo) on this machine's CPUs.
+bench-ddp: $(VENV)/.stamp-app data
+	$(BIN)/python benchmarks/ddp_bench.py
 
 bench-listing: $(VENV)/.stamp-app
 	$(BIN)/python benchmarks/listing_bench.py
@@ -42,4 +46,9 @@ $(VENV)/.stamp-app: requirements.txt | $(VENV)/bin/python
 
 $(VENV)/.stamp-dev: requirements-dev.txt $(VENV)/.stamp-app
 	$(BIN)/pip install -q -r requirements-dev.txt
+	@touch $@
+
+# Ray Tune, for sweeps only (the app runs without it); the tests run a small sweep.
+$(VENV)/.stamp-ray: requirements-ray.txt $(VENV)/.stamp-app
+	$(BIN)/pip install -q -r requirements-ray.txt
 	@touch $@

@@ -1,107 +1,79 @@
-"""Latency of the Sketch page's work: framing a canvas drawing + one prediction.
+"""How well a model recognises drawings, through the Sketch page's own pipeline; and how fast.
 
-    .venv/bin/python benchmarks/sketch_bench.py                 # 300 drawings, default model
-    .venv/bin/python benchmarks/sketch_bench.py --n 500 --run runs/<id>
+    .venv/bin/python benchmarks/sketch_bench.py                  # the shipped sketch model
+    .venv/bin/python benchmarks/sketch_bench.py --run runs/<id> --run assets/default_model
+    .venv/bin/python benchmarks/sketch_bench.py --split dev --no-fill
 
-Drawings are synthetic canvas images (RGBA, opaque black with white strokes, as the page's
-canvas returns them): outlines of a T-shirt, trousers, a bag, a sneaker, a dress and an
-ankle boot at random places, sizes, stroke widths and with jittered corners. Prints p50/p95
-latency of ``prepare`` + ``predict`` (goal: p95 < 30 ms on a 2-core CPU) and, as a check of
-the framing, how many drawings of each kind the model recognises.
+The drawings are fmnist_core.sketchset's fixed set (all ten classes, 24 each, outlines,
+details, filled and scribbled, thin to thick pens, small to large, off-centre, rotated),
+rendered as the page's canvas sends them. Each goes through ``prepare`` + ``predict`` exactly
+as the page does. Prints, per model: top-1 and top-3 per class, top-1 per style, the
+confusion table (rows: true class, columns: the model's answer), and p50/p95 of
+prepare + predict.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fmnist_core.data import CLASSES  # noqa: E402
 from fmnist_core.runs import load_run  # noqa: E402
-from fmnist_core.sketch import DEFAULT_MODEL_DIR, predict, prepare  # noqa: E402
+from fmnist_core.sketch import SKETCH_MODEL_DIR, predict, prepare  # noqa: E402
+from fmnist_core.sketchset import PER_CLASS, SPLITS, score, sketch_set  # noqa: E402
 
-CANVAS = (400, 400)  # (width, height) of the page's canvas
-# Outlines in unit coordinates (x right, y down), closed; open strokes are listed separately.
-SHAPES: dict[str, dict[str, list]] = {
-    "T-shirt/top": {"closed": [[(0.3, 0.05), (0.42, 0.05), (0.5, 0.14), (0.58, 0.05), (0.7, 0.05),
-                                (0.97, 0.3), (0.86, 0.45), (0.75, 0.35), (0.75, 0.97), (0.25, 0.97),
-                                (0.25, 0.35), (0.14, 0.45), (0.03, 0.3)]]},
-    "Trouser": {"closed": [[(0.3, 0.02), (0.7, 0.02), (0.76, 0.98), (0.57, 0.98), (0.5, 0.3),
-                            (0.43, 0.98), (0.24, 0.98)]]},
-    "Bag": {"closed": [[(0.05, 0.35), (0.95, 0.35), (0.95, 0.92), (0.05, 0.92)]],
-            "open": [[(0.3, 0.35), (0.33, 0.15), (0.5, 0.08), (0.67, 0.15), (0.7, 0.35)]]},
-    "Sneaker": {"closed": [[(0.03, 0.55), (0.15, 0.38), (0.3, 0.42), (0.45, 0.35), (0.62, 0.52),
-                            (0.97, 0.64), (0.97, 0.78), (0.03, 0.78)]]},
-    "Dress": {"closed": [[(0.38, 0.02), (0.62, 0.02), (0.6, 0.3), (0.85, 0.98), (0.15, 0.98),
-                          (0.4, 0.3)]]},
-    "Ankle boot": {"closed": [[(0.1, 0.05), (0.5, 0.05), (0.55, 0.5), (0.95, 0.7), (0.95, 0.95),
-                               (0.05, 0.95), (0.1, 0.6)]]},
-}  # fmt: skip
+SHORT = ["T-sh", "Trou", "Pull", "Dres", "Coat", "Sand", "Shir", "Snea", "Bag", "Boot"]
 
 
-def draw(kind: str, rng: np.random.Generator) -> np.ndarray:
-    """One random canvas drawing of ``kind``: (H, W, 4) uint8 like st_canvas's image_data."""
-    width, height = CANVAS
-    size = rng.uniform(0.3, 0.9) * min(width, height)
-    x0 = rng.uniform(0, width - size)
-    y0 = rng.uniform(0, height - size)
-    stroke = int(rng.integers(4, 21))
-    image = Image.new("RGBA", CANVAS, (0, 0, 0, 255))
-    pen = ImageDraw.Draw(image)
-    for style, lines in SHAPES[kind].items():
-        for line in lines:
-            points = [
-                (x0 + size * (x + rng.normal(0, 0.015)), y0 + size * (y + rng.normal(0, 0.015)))
-                for x, y in line
-            ]
-            if style == "closed":
-                points.append(points[0])
-            pen.line(points, fill=(255, 255, 255, 255), width=stroke, joint="curve")
-    return np.asarray(image)
+def run_model(path: str, drawings: list, fill: bool) -> tuple:
+    run = load_run(path)
+    model = run.load_model()
+    size = run.config.image_size
+    predict(model, prepare(drawings[0].image, size).tensor)  # warm-up: the first call is slow
+    probs, times = [], []
+    for d in drawings:
+        start = time.perf_counter()
+        probs.append(predict(model, prepare(d.image, size, fill=fill).tensor))
+        times.append((time.perf_counter() - start) * 1000)
+    return run, np.array(probs), times
+
+
+def report(run, probs: np.ndarray, times: list[float], drawings: list) -> None:
+    s = score(probs, drawings)
+    print(f"\n## {run.path} ({run.config.arch}, {run.config.image_size}x{run.config.image_size}, "
+          f"test accuracy {run.final_val_acc:.2%})")  # fmt: skip
+    print(f"overall top-1 {s.overall_top1:.1%}, top-3 {np.mean(s.top3):.1%}; "
+          f"worst class top-1 {np.min(s.top1):.0%}")  # fmt: skip
+    print("| class | top-1 | top-3 |\n|---|---:|---:|")
+    for c, name in enumerate(CLASSES):
+        print(f"| {name} | {s.top1[c]:.0%} | {s.top3[c]:.0%} |")
+    print("by style: " + ", ".join(f"{k} {v:.0%}" for k, v in s.by_style.items()))
+    print("confusion (rows true, columns answered):")
+    print("      " + " ".join(f"{n:>4}" for n in SHORT))
+    for c, row in enumerate(s.confusion):
+        print(f"{SHORT[c]:>5} " + " ".join(f"{v:>4}" for v in row))
+    print(f"prepare + predict: p50 {statistics.median(times):.1f} ms, "
+          f"p95 {np.percentile(times, 95):.1f} ms")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=300, help="number of drawings")
-    parser.add_argument("--run", default=str(DEFAULT_MODEL_DIR), help="run folder of the model")
+    parser.add_argument("--run", action="append", help="run folder of a model (repeatable)")
+    parser.add_argument("--split", default="test", choices=sorted(SPLITS))
+    parser.add_argument("--per-class", type=int, default=PER_CLASS)
     parser.add_argument("--no-fill", action="store_true", help="do not fill closed outlines")
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    run = load_run(args.run)
-    model = run.load_model()
-    image_size = run.config.image_size
-    rng = np.random.default_rng(args.seed)
-    kinds = list(SHAPES)
-    drawings = [(kind, draw(kind, rng)) for kind in (kinds * args.n)[: args.n]]
-    predict(model, prepare(drawings[0][1], image_size).tensor)  # warm-up (first call is slow)
-    times, cpu, hits = [], [], {kind: [0, 0] for kind in kinds}
-    for kind, canvas in drawings:
-        start, start_cpu = time.perf_counter(), time.process_time()
-        probs = predict(model, prepare(canvas, image_size, fill=not args.no_fill).tensor)
-        times.append((time.perf_counter() - start) * 1000)
-        cpu.append((time.process_time() - start_cpu) * 1000)
-        hits[kind][0] += CLASSES[int(probs.argmax())] == kind
-        hits[kind][1] += 1
-    p50 = statistics.median(times)
-    p95 = float(np.percentile(times, 95))
-    print(f"model {run.id} ({run.config.arch}, {image_size}x{image_size}), "
-          f"torch threads {torch.get_num_threads()}, fill {not args.no_fill}")  # fmt: skip
-    print(f"prepare + predict over {len(times)} drawings: p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
-          f"max {max(times):.1f} ms  (goal p95 < 30 ms)")  # fmt: skip
-    # CPU time of this process: what the work costs, less distorted by other processes' load
-    print(f"CPU time per drawing: p50 {statistics.median(cpu):.1f} ms, "
-          f"p95 {np.percentile(cpu, 95):.1f} ms; load {os.getloadavg()[0]:.1f}")  # fmt: skip
-    for kind, (hit, total) in hits.items():
-        print(f"  {kind:<12} recognised {hit}/{total}")
+    drawings = sketch_set(args.split, args.per_class)
+    print(f"{len(drawings)} drawings ({args.split} split), fill {not args.no_fill}")
+    for path in args.run or [str(SKETCH_MODEL_DIR)]:
+        report(*run_model(path, drawings, not args.no_fill), drawings)
     return 0
 
 

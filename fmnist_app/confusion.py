@@ -36,6 +36,8 @@ TRUE_KEY, PRED_KEY = "cm_true", "cm_pred"
 PAGE_KEY, PAGE_FOR_KEY = "cm_page", "cm_page_for"
 LAST_CLICK_KEY = "cm_last_click"
 OPENED_KEY = "cm_opened"  # the test index of the gallery image opened large (None: none)
+SCROLL_KEY, CLICKS_KEY = "cm_scroll", "cm_clicks"  # a cell was just picked; picks so far
+GALLERY_ANCHOR = "cm-gallery"  # the gallery heading's id in the page
 PER_PAGE, SCALE = 24, 4
 MATRIX_PX, SUMMARY_PX = 620, 440  # the widest they get; narrower pages shrink the matrix
 TILE_PX = 120  # one gallery image with its caption: as many per row as fit, then the next row
@@ -54,10 +56,15 @@ class View:
     cm: torch.Tensor  # (10, 10) counts
 
 
-def select_cell(true: int, pred: int) -> None:
-    """Point the selectors at a cell; call before they are created (or from a callback)."""
+def select_cell(true: int, pred: int, point: bool = True) -> None:
+    """Point the selectors at a cell; call before they are created (or from a callback).
+    With ``point`` the gallery then points at itself (``point_at_gallery``)."""
     st.session_state[TRUE_KEY] = true
     st.session_state[PRED_KEY] = pred
+    if not point:  # the page's default cell: nothing was clicked
+        return
+    st.session_state[SCROLL_KEY] = st.session_state.get(CLICKS_KEY, 0) + 1
+    st.session_state[CLICKS_KEY] = st.session_state[SCROLL_KEY]
 
 
 def clicked_cell(state: Mapping[str, Any] | None) -> tuple[int, int] | None:
@@ -148,7 +155,7 @@ def init_selection(view: View) -> tuple[int, int]:
     state = st.session_state
     if not (_is_class(state.get(TRUE_KEY)) and _is_class(state.get(PRED_KEY))):
         pairs = top_confusions(view.cm, 1)
-        select_cell(*(pairs[0][:2] if pairs else (0, 0)))
+        select_cell(*(pairs[0][:2] if pairs else (0, 0)), point=False)
     return st.session_state[TRUE_KEY], st.session_state[PRED_KEY]
 
 
@@ -216,9 +223,32 @@ def _test_images(view: View) -> torch.Tensor | None:
     return ds.test_images
 
 
+def point_at_gallery(true: int, pred: int, total: int) -> None:
+    """After a click on the matrix (or a confused pair): a toast saying what opened, and the
+    page scrolled to the gallery (it sits below the fold of a wide page, under the matrix).
+
+    Drawn last and only on the run after a click, so no widget above moves. The script runs
+    in a same-origin component frame and scrolls the page's own heading into view; the click
+    count in it makes each click's frame new (an unchanged one would not run again)."""
+    clicks = st.session_state.pop(SCROLL_KEY, None)
+    if not clicks:
+        return
+    st.toast(
+        f"{total} test image(s): true {CLASSES[true]}, predicted {CLASSES[pred]} - shown "
+        "below the matrix.",
+        icon=":material/arrow_downward:",
+    )
+    st.iframe(
+        f"<script>/* click {clicks} */ const heading = window.parent.document"
+        f".getElementById('{GALLERY_ANCHOR}'); if (heading) heading.scrollIntoView("
+        "{behavior: 'smooth', block: 'start'});</script>",
+        height=1,
+    )
+
+
 def gallery(view: View) -> None:
     """Selectors for (true, predicted) and the test images of that cell, paged."""
-    st.subheader("Test images behind a cell")
+    st.subheader("Test images behind a cell", anchor=GALLERY_ANCHOR)
     left, right = st.columns(2)
     true = left.selectbox(
         "True class", range(len(CLASSES)), format_func=CLASSES.__getitem__, key=TRUE_KEY
@@ -245,11 +275,12 @@ def gallery(view: View) -> None:
     opened(view, images)
     with st.container(horizontal=True):  # wraps: as many per row as the page's width allows
         for item in items:
-            with st.container(width=TILE_PX):
-                st.image(item.image.numpy(), caption=item.caption)
-                st.caption(f"#{item.index} · top-3: {item.top3_text}")
+            with st.container(width=TILE_PX, gap="small"):
+                st.image(item.image.numpy())
+                st.caption(item.caption)  # one short line; the rest on the button's tooltip
                 st.button("Open", key=f"cm_open_{item.index}", icon=":material/zoom_in:",
-                          on_click=_open, args=(item.index,))  # fmt: skip
+                          on_click=_open, args=(item.index,), help=item.details)  # fmt: skip
+    point_at_gallery(true, pred, total)
 
 
 def _open(index: int | None) -> None:

@@ -2,9 +2,11 @@
 
     jobs = job_manager()                 # one JobManager per process (st.cache_resource)
     jobs.start(cfg)                      # JobError with a readable message if it cannot start
+    jobs.start(cfg, processes=2)         # or: a torchrun process group (DDP), followed the same way
     snap = jobs.snapshot()               # a copy of the state, safe to display in any session
     jobs.stop()                          # the core honours it before the next batch
     jobs.pause(); jobs.resume()          # the training waits between batches meanwhile
+    jobs.extend()                        # one more epoch (while it runs or is paused)
 
 The thread consumes ``fmnist_core.session.start_run`` events (which record the run) and never
 calls Streamlit (a plain thread's ``st.*`` calls go nowhere: it has no script context). Pages
@@ -12,6 +14,12 @@ poll ``snapshot()``, which replays the run's record (an incremental reader of it
 events.jsonl, the same state every page and process derives): the job itself only knows
 whether it is starting, going or over. A finished run becomes the active model; stopped and
 failed runs never do.
+
+With ``processes`` >= 2 the job is a torchrun process group (fmnist_core.launch) instead of a
+thread: a thread of this server waits for rank 0 to name its run, then for the group to end;
+the page follows the run through its record exactly as for a thread. Stop sends SIGINT to the
+group; a group that ends without an "end" in its record (a rank died, torchrun failed) is
+reported as failed with the last lines it printed. Pause is a thread job's only.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 from streamlit import config as st_config
@@ -33,10 +42,12 @@ from fmnist_core.config import TrainConfig
 from fmnist_core.data import DataError
 from fmnist_core.events import Event, RunEnd
 from fmnist_core.gate import Gate
+from fmnist_core.launch import launch_torchrun
 from fmnist_core.manage import rename
-from fmnist_core.record import MAX_LOSS_POINTS, LossTrace, Replay
-from fmnist_core.runs import RunError, set_active
+from fmnist_core.record import MAX_LOSS_POINTS, LossTrace, Replay, end_abandoned
+from fmnist_core.runs import RunError, runs_dir, set_active
 from fmnist_core.session import start_run
+from fmnist_core.train import EpochTarget, why_not_extend
 
 __all__ = [
     "MAX_LOSS_POINTS",
@@ -61,7 +72,8 @@ class JobSnapshot:
     """What a page shows about the current (or last) training; a copy, never shared state."""
 
     status: str = "idle"  # idle | starting | running | finished | stopped | failed
-    config: TrainConfig | None = None
+    config: TrainConfig | None = None  # as started (the settings' summary keeps its label)
+    epochs: int = 0  # the run's total of epochs: the config's, raised by "one more epoch"
     run_id: str | None = None
     started: float | None = None  # time.time() when it started
     device: str = ""
@@ -82,6 +94,11 @@ class JobSnapshot:
     best_images_per_s: float = 0.0  # the run's own best speed so far (a busy machine: far below)
     previous: tuple[dict[str, float], ...] = ()  # the epoch rows of this server's previous run
     active: bool = False  # the run was made the active model
+    processes: int = 1  # 1: a thread of this server; 2+: a torchrun process group
+
+    def __post_init__(self) -> None:
+        if not self.epochs and self.config is not None:  # not raised: the config's
+            object.__setattr__(self, "epochs", self.config.epochs)
 
     @property
     def running(self) -> bool:
@@ -93,10 +110,21 @@ class JobSnapshot:
         if not self.config or not self.batches:
             return 0.0
         done = (self.epoch - 1) * self.batches + self.batch if self.epoch else 0
-        return min(1.0, done / (self.config.epochs * self.batches))
+        return min(1.0, done / (self.epochs * self.batches))
+
+    @property
+    def extend_refusal(self) -> str:
+        """Why "one more epoch" cannot be given now; "" when it can."""
+        if not self.running or self.stopping:
+            return "only a running training can get more epochs"
+        if self.processes > 1:
+            return "torchrun processes train the number of epochs they were started with"
+        return why_not_extend(self.config, self.epochs) if self.config else "no training"
 
 
 Starter = Callable[..., tuple[object, Iterator[Event]]]
+Launcher = Callable[..., Any]  # (cfg, processes, runs_dir) -> a launch.ProcessJob-like object
+FOLLOW_POLL_S = 0.1  # how often the follower looks for rank 0's run id
 
 
 class JobManager:
@@ -107,9 +135,12 @@ class JobManager:
         runs_dir: str | Path | None = None,
         starter: Starter = start_run,
         gate: Gate | None = None,
+        launcher: Launcher = launch_torchrun,
     ) -> None:
         self._runs_dir = runs_dir  # None: FMNIST_RUNS_DIR or ./runs, read when a run starts
         self._starter = starter
+        self.launcher = launcher  # starts a torchrun group (tests put a fake here)
+        self._process: Any = None  # the torchrun group of the current job, if it is one
         self._gate = gate  # tests only: holds a run where a test asks (fmnist_core.gate)
         self._lock = threading.Lock()
         self._state = JobSnapshot()  # the job's own fields; the run's come from its record
@@ -118,6 +149,7 @@ class JobManager:
         self._go = threading.Event()  # cleared while paused: the consumer pulls no event
         self._go.set()
         self._thread: threading.Thread | None = None
+        self._target: EpochTarget | None = None  # the running training's total of epochs
 
     def snapshot(self) -> JobSnapshot:
         with self._lock:
@@ -129,18 +161,22 @@ class JobManager:
             best = max(self._state.best_images_per_s, run.images_per_s)
             self._state = replace(self._state, best_images_per_s=best)
         status = job.status
+        epochs = max(job.epochs, run.epochs)  # the job knows a raise before the log says it
         if status in ACTIVE:  # the job says whether it is over (after activation), the log how far
             status = "running" if run.started is not None else "starting"
         return replace(
-            job, status=status, device=run.device, n_train=run.n_train, epoch=run.epoch,
-            batch=run.batch, batches=run.batches, images_per_s=run.images_per_s,
+            job, status=status, epochs=epochs, device=run.device, n_train=run.n_train,
+            epoch=run.epoch, batch=run.batch, batches=run.batches, images_per_s=run.images_per_s,
             eta_s=run.eta_s, elapsed_s=run.elapsed_s, history=run.rows, losses=run.losses,
             final_val_acc=run.final_val_acc, train_s=run.train_s, reason=job.reason or run.reason,
             best_images_per_s=best,
         )  # fmt: skip
 
-    def start(self, cfg: TrainConfig, name: str = "") -> str:
-        """Start training ``cfg`` in the background; returns the run id.
+    def start(self, cfg: TrainConfig, name: str = "", processes: int = 1) -> str | None:
+        """Start training ``cfg`` in the background; returns the run id (a torchrun job's:
+        None, until its rank 0 has made the run; the snapshot then has it).
+
+        ``processes`` >= 2: a torchrun process group of that many processes (DDP).
 
         ``name`` (optional) is recorded as the run's display name (a "rename" event, as the
         Runs page writes it); a name that cannot be written is logged, the run goes on.
@@ -156,15 +192,21 @@ class JobManager:
             self._state = JobSnapshot(
                 status="starting",
                 config=cfg,
+                epochs=cfg.epochs,
                 started=time.time(),
                 previous=rows or previous.previous,
+                processes=max(1, processes),
             )
             self._replay = None
+            self._process = None
+            self._target = EpochTarget(cfg.epochs)
             self._stop = threading.Event()
             self._go = threading.Event()
             self._go.set()
+        if processes >= 2:
+            return self._start_group(cfg, name, processes, previous)
         try:
-            rec, events = self._starter(cfg, self._runs_dir, self._stop)
+            rec, events = self._starter(cfg, self._runs_dir, self._stop, epochs=self._target)
             if self._gate:
                 if hasattr(rec, "batch_interval_s"):  # a held run shows the batch it is held at
                     rec.batch_interval_s = 0
@@ -187,6 +229,68 @@ class JobManager:
             self._thread.start()
         return rec.run_id
 
+    def _start_group(
+        self, cfg: TrainConfig, name: str, processes: int, previous: JobSnapshot
+    ) -> None:
+        try:
+            group = self.launcher(cfg, processes, self._runs_dir)
+        except Exception as exc:  # noqa: BLE001 - no data, no torchrun: say so, never hang
+            if not isinstance(exc, DataError | ValueError | OSError):
+                log.exception("cannot start the torchrun processes")
+            with self._lock:
+                self._state = previous
+            raise JobError(f"Cannot start the {processes} torchrun processes: {exc}") from None
+        with self._lock:
+            self._process = group
+            self._thread = threading.Thread(target=self._follow, args=(group, name),
+                                            name="fmnist-torchrun", daemon=True)  # fmt: skip
+            self._thread.start()
+        return None
+
+    def _follow(self, group: Any, name: str) -> None:
+        """Wait for rank 0's run id, follow that run's record, then wait for the group."""
+        run_id = None
+        while run_id is None and group.poll() is None:
+            run_id = group.run_id()
+            if run_id is None:
+                time.sleep(FOLLOW_POLL_S)  # another process's file: nothing to wait on
+        run_id = run_id or group.run_id()  # it may have appeared as the group ended
+        if run_id is not None:
+            replay = Replay(Path(runs_dir(self._runs_dir)) / run_id)
+            with self._lock:
+                self._state = replace(self._state, run_id=run_id)
+                self._replay = replay
+            if name.strip():
+                self._name(run_id, name)
+        code = group.wait()
+        self._group_ended(run_id, code, group.output_tail())
+        group.cleanup()
+
+    def _group_ended(self, run_id: str | None, code: int, tail: str) -> None:
+        """The job's end from the run's record; a group that died before it ended: failed."""
+        with self._lock:
+            replay = self._replay
+        run = replay.read() if replay is not None else None
+        if run is not None and run.status != "running":
+            if run.status == "finished":
+                self._activate(run_id)
+            status, reason = run.status, ""
+        else:
+            status = "failed"
+            where = f"run {run_id}" if run_id else "the run"
+            reason = (
+                f"the torchrun processes ended (exit status {code}) before {where} ended - a "
+                f"process died or could not start: {tail or 'no output'}"
+            )
+            log.error(reason)
+            if run is not None:  # its writer is gone: the record says why it ended
+                try:
+                    end_abandoned(replay.path.parent, reason)
+                except (OSError, RunError) as exc:
+                    log.error("could not mark run %s failed: %s", run_id, exc)
+        with self._lock:
+            self._state = replace(self._state, status=status, reason=reason, stopping=False)
+
     def _name(self, run_id: str, name: str) -> None:
         try:
             rename(run_id, name, self._runs_dir)
@@ -198,6 +302,8 @@ class JobManager:
         with self._lock:
             if not self._state.running:
                 return False
+            if self._process is not None:
+                self._process.stop()  # SIGINT to the group: every rank stops, rank 0 records
             self._stop.set()
             self._go.set()  # a paused training moves on to honour the stop
             self._state = replace(self._state, stopping=True, paused=False)
@@ -209,7 +315,7 @@ class JobManager:
         The consumer simply does not pull the next event (the training is a generator), as
         the test gate does; Stop still works while paused."""
         with self._lock:
-            if not self._state.running or self._state.stopping:
+            if not self._state.running or self._state.stopping or self._state.processes > 1:
                 return False
             self._go.clear()
             self._state = replace(self._state, paused=True)
@@ -222,6 +328,20 @@ class JobManager:
                 return False
             self._go.set()
             self._state = replace(self._state, paused=False)
+            return True
+
+    def extend(self) -> bool:
+        """One more epoch for the running (or paused) training; False when none runs, it is
+        stopping, or it cannot (``JobSnapshot.extend_refusal``; or its last epoch is over).
+
+        The loop re-reads the target before every batch and records the new total."""
+        with self._lock:
+            if self._state.extend_refusal or self._target is None:
+                return False
+            total = self._target.extend()
+            if total is None:
+                return False
+            self._state = replace(self._state, epochs=total)
             return True
 
     def join(self, timeout: float | None = None) -> bool:

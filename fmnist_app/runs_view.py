@@ -26,6 +26,8 @@ GENERATION_KEY = "runs_table_generation"  # bumped when the selection changes fr
 CONFIRM_KEY = "runs_confirm_delete"  # run id awaiting "Yes, delete"
 UPLOADED_KEY = "runs_uploaded"  # file id of the last imported upload (import it once)
 MESSAGE_KEY = "runs_message"  # (kind, text) shown once after an action's rerun
+SWEEP_KEY = "runs_sweep"  # the sweep whose runs are shown; ALL_RUNS for every run
+ALL_RUNS = "All runs"
 IGNORED = ("name",)  # config fields not compared (the preset has its own column)
 
 
@@ -57,9 +59,34 @@ def frame(runs: list[Run], params: list[str]) -> pd.DataFrame:
             "preset": run.config.name, **{p: s["config"][p] for p in params},
             "best acc": pct["best_val_acc"], "best epoch": s["best_epoch"],
             "final acc": pct["final_val_acc"], "epochs": s["epochs_done"],
-            "time (s)": s["train_s"], "device": s["device"], "run id": run.id,
+            "time (s)": s["train_s"], "device": s["device"], "procs": s["world_size"],
+            "sweep": s["sweep_id"], "run id": run.id,
         })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def sweep_filter(runs: list[Run]) -> list[Run]:
+    """A choice of one sweep's runs (its trials) or all runs; shown only once a sweep exists.
+
+    The table, the curves and the parallel-coordinates chart then show only those runs."""
+    sweeps: dict[str, int] = {}
+    for run in runs:
+        if sweep_id := run.info.get("sweep_id"):
+            sweeps[sweep_id] = sweeps.get(sweep_id, 0) + 1
+    if not sweeps:
+        return runs
+    options = [ALL_RUNS, *sorted(sweeps, reverse=True)]  # newest sweep first
+    if st.session_state.get(SWEEP_KEY) not in options:  # its runs were deleted
+        st.session_state.pop(SWEEP_KEY, None)
+    chosen = st.selectbox(
+        "Sweep", options, key=SWEEP_KEY,
+        format_func=lambda o: o if o == ALL_RUNS else f"{o} ({sweeps[o]} trials)",
+        help="A sweep's trials (python -m fmnist_core sweep): the table and the parallel "
+        "coordinates below show only them.",
+    )  # fmt: skip
+    if chosen == ALL_RUNS:
+        return runs
+    return [run for run in runs if run.info.get("sweep_id") == chosen]
 
 
 def table(runs: list[Run]) -> list[Run]:

@@ -18,12 +18,13 @@ from torch import nn
 
 from fmnist_app.common import TRAIN_PAGE, plain
 from fmnist_app.explain_view import epochs_panel, explain_panel
-from fmnist_core import CLASSES, DataError, Run, RunError, active_run, load_run
+from fmnist_core import CLASSES, DataError, Run, RunError, active_run, load_run, ood
 from fmnist_core.plots import probability_figure
 from fmnist_core.runs import scan_runs
 from fmnist_core.sketch import (
     DEFAULT_MODEL_DIR,
     MAX_UPLOAD_BYTES,
+    SKETCH_MODEL_DIR,
     EmptySketchError,
     SketchError,
     UploadError,
@@ -54,8 +55,10 @@ class Loaded:
     model: nn.Module
     image_size: int
     label: str
-    default: bool  # the shipped default model
+    default: bool  # a model shipped with the app
     run: Run | None = None  # where the model's epochs are (for "through the epochs")
+    limits: dict | None = None  # its out-of-distribution calibration (fmnist_core.ood)
+    active: Run | None = None  # the active run, whose answer is shown too when it differs
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -70,24 +73,41 @@ def _stamp(run: Run) -> float:
         return 0.0
 
 
+def why(run: Run) -> str:
+    """How a model was trained, in the words that explain its answers to drawings."""
+    cfg = run.config
+    seen = "with drawing-like images" if cfg.sketch_augment else "on photos only"
+    return f"trained at {cfg.image_size}x{cfg.image_size} {seen}"
+
+
+def _shipped(folder: Any, title: str) -> dict[str, tuple[Run, bool]]:
+    try:
+        run = load_run(folder)
+    except RunError:
+        return {}  # a checkout without assets/: only trained runs
+    acc = f"{run.final_val_acc:.1%}" if run.final_val_acc is not None else "-"
+    return {f"{title} ({acc} test accuracy)": (run, True)}
+
+
+def _active() -> Run | None:
+    active = active_run()
+    return active if active is not None and active.history else None
+
+
 def _choices() -> dict[str, tuple[Run, bool]]:
-    """label -> (run, is the default model); the active run first, the shipped model last."""
+    """label -> (run, is shipped); the sketch model first (the best for drawings), then the
+    active run, the other finished runs, and the shipped photo model last."""
     runs, _ = scan_runs()
     finished = [run for run in runs if run.status == "finished" and run.history]
-    active = active_run()
-    if active is not None and active.history:
+    active = _active()
+    if active is not None:
         finished = [active] + [run for run in finished if run.path != active.path]
-    choices = {
+    choices = _shipped(SKETCH_MODEL_DIR, "Sketch model, shipped: trained for drawings")
+    choices |= {
         ("Active: " if i == 0 and run is active else "") + run.label(): (run, False)
         for i, run in enumerate(finished)
     }
-    try:
-        default = load_run(DEFAULT_MODEL_DIR)
-        acc = f"{default.final_val_acc:.1%}" if default.final_val_acc is not None else "-"
-        choices[f"Shipped default model ({acc} test accuracy)"] = (default, True)
-    except RunError:
-        pass  # a checkout without assets/: only trained runs
-    return choices
+    return choices | _shipped(DEFAULT_MODEL_DIR, "Photo model, shipped")
 
 
 def pick_model() -> Loaded | None:
@@ -103,15 +123,32 @@ def pick_model() -> Loaded | None:
             st.session_state[MODEL_KEY] = name
     label = st.selectbox("Model", list(choices), key=MODEL_KEY)
     run, default = choices.get(label) or next(iter(choices.values()))
-    if default:
-        st.caption("No model trained yet, so the small model shipped with the app is used. "
-                   "Train your own on the Train page; it becomes the default here.")  # fmt: skip
+    if default and run.path == SKETCH_MODEL_DIR:
+        st.caption("The model shipped for drawings (it learned from drawing-like versions of the "
+                   "training images). Your own runs are in the list.")  # fmt: skip
     try:
         model = _load_model(str(run.path), _stamp(run))
     except RunError as exc:
         st.error(f"Could not load this model: {plain(exc)}. Pick another one or train a new one.")
         return None
-    return Loaded(model, run.config.image_size, label, default, run)
+    limits = ood.load(run.path)
+    return Loaded(model, run.config.image_size, label, default, run, limits, _active())
+
+
+def _other_answer(loaded: Loaded, image: Any, fill: bool, top: int) -> None:
+    """The active run's answer next to the shown one, when it differs, and why it may."""
+    active = loaded.active
+    if active is None or loaded.run is None or active.path == loaded.run.path:
+        return
+    try:
+        model = _load_model(str(active.path), _stamp(active))
+        probs = predict(model, prepare(image, active.config.image_size, fill=fill).tensor)
+    except (RunError, SketchError, UploadError):
+        return
+    other = int(probs.argmax())
+    if other != top:
+        st.caption(f"Your active run {active.id} says **{CLASSES[other]}** ({probs[other]:.1%}):"
+                   f" it was {why(active)}.")  # fmt: skip
 
 
 def _clear() -> None:
@@ -201,21 +238,51 @@ def show_result(key: str, image: Any, loaded: Loaded, fill: bool = True,
     except (SketchError, UploadError) as exc:
         st.error(plain(exc))
         return
-    probs = predict(loaded.model, prepared.tensor)
-    top = int(probs.argmax())
+    answer = ood.judge(loaded.model, prepared.tensor, loaded.limits)
+    probs, top = answer.probs, answer.top
     size = loaded.image_size
     left, right = st.columns([1, 2])
     with left:
         st.image(_enlarged(prepared.tensor), caption=f"What the model sees ({size}x{size})")
     with right:
-        st.metric("Prediction", CLASSES[top], f"{probs[top]:.1%} probability", delta_color="off")
+        if answer.clothing:
+            st.metric("Prediction", CLASSES[top])
+        else:
+            st.metric("Prediction", "Not clothing?")
+            st.warning(
+                "This does not look like a clothing item to the model "
+                f"(the closest class is {CLASSES[top]}).",
+                icon=":material/help:",
+            )
+        st.badge(f"{probs[top]:.1%} probability of {CLASSES[top]}", color="gray")
         if true_label is not None:
             verdict = ":green[:material/check: right]" if top == true_label else ":red[wrong]"
             st.markdown(f"True class: **{CLASSES[true_label]}** ({verdict})")
+        elif image is not None:
+            _other_answer(loaded, image, fill, top)
     figure = probability_figure(probs.tolist(), CLASSES, true_label)
     st.plotly_chart(figure, key=f"sketch_bars_{key}", config={"displayModeBar": False})
     explain_panel(key, loaded.model, prepared.tensor, probs)
     epochs_panel(key, loaded.run, prepared.tensor)
+
+
+@st.fragment
+def draw_panel(loaded: Loaded) -> None:
+    """The canvas, its controls and its answer, side by side where both fit. A fragment: a
+    stroke reruns only this, not the page above it (the model list reads the runs folder)."""
+    # Side by side where both fit, else the result below (a wrapping row). The row is made in
+    # here: made outside, the fragment would be its one child and stack the two.
+    with st.container(horizontal=True, gap="large"):
+        with st.container(width=CANVAS_PX + 24):
+            tool, stroke, fill = canvas_controls()
+            image = canvas(tool, stroke)
+        with st.container(width=RESULT_PX):
+            show_result("draw", image, loaded, fill)
+
+
+def fill_setting() -> bool:
+    """The Draw tab's "Fill outlines" switch, which uploads follow too."""
+    return bool(st.session_state.get("sketch_fill", True))
 
 
 def upload(loaded: Loaded, fill: bool) -> None:

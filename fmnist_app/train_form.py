@@ -12,8 +12,14 @@ import torch
 from fmnist_app.common import choice, plural
 from fmnist_app.jobs import JobError, job_manager
 from fmnist_core import config as C
+from fmnist_core.launch import MAX_PROCESSES
 
-PRESET_LABELS = {"seed": "Seed notebook", "quick": "Quick look", "strong": "Strong"}
+PRESET_LABELS = {
+    "seed": "Seed notebook",
+    "quick": "Quick look",
+    "strong": "Strong",
+    "sketch": "Sketch",
+}
 LR_VALUES = sorted(
     {round(m * 10.0**e, 6) for e in range(-4, 1) for m in (1, 1.5, 2, 3, 5, 7) if m * 10.0**e <= 1}
     | {p.lr for p in C.PRESETS.values()}
@@ -31,6 +37,7 @@ SWITCH_LABELS = {
     "augment": "Augment (flips, shifts)",
     "amp": "bf16 mixed precision",
     "tta": "Test with flips (TTA)",
+    "sketch_augment": "Drawing-like images",
 }
 ADVANCED = ("arch", "schedule", "weight_decay", "label_smoothing", *C.SWITCHES, "device")
 HELP = {
@@ -51,6 +58,13 @@ HELP = {
     "device": "auto picks a CUDA GPU when there is one.",
 }
 FORM_KEY = "train_form"  # the widgets' values, kept across page switches
+RUN_ON = {"thread": "this server (background thread)", "torchrun": "N processes (torchrun)"}
+RUN_ON_HELP = (
+    "A background thread of this server (the default), or one model trained by several "
+    "processes with PyTorch's DistributedDataParallel (torchrun, gloo on the CPU, one GPU "
+    "each on CUDA). The global batch stays the Batch size; each process takes its share. "
+    "On a CPU, processes only pay off with spare cores."
+)
 NAME_MAX = 100  # fmnist_core.runs.NAME_MAX: a run name's length
 
 
@@ -86,8 +100,22 @@ def base_name() -> str:
     return picked if picked != CUSTOM else choice("w_preset_base", C.PRESETS)
 
 
+def settings_changed_since_drawn() -> bool:
+    """Whether a setting differs from the value the page last drew (``save_form``'s copy)."""
+    drawn, state = st.session_state.get(FORM_KEY, {}), st.session_state
+    keys = (f"w_{k}" for k in C.TrainConfig().to_dict() if k != "name")
+    return any(k in drawn and k in state and state[k] != drawn[k] for k in keys)
+
+
 def on_preset() -> None:
-    """The preset selector's callback: every widget to the picked preset ("Custom": none)."""
+    """The preset selector's callback: every widget to the picked preset ("Custom": none).
+
+    A pick that arrives together with a change of a setting is no pick: the page had set the
+    selector to "Custom" in the redraw after an earlier change, and the browser, sending the
+    next change before it drew that, echoed the selector's old value. Applying it reset the
+    form under the user and lost the change (``mark_custom`` puts "Custom" back)."""
+    if settings_changed_since_drawn():
+        return
     if choice("w_preset", PRESET_OPTIONS) != CUSTOM:  # a forged name: the default preset
         st.session_state.w_preset = st.session_state.w_preset_base = base_name()
         fill(C.PRESETS[base_name()])
@@ -128,7 +156,9 @@ def start(n_images: int | None) -> None:
     try:
         if errors:
             raise JobError("Cannot train with these settings: " + "; ".join(errors))
-        job_manager().start(cfg, name=str(st.session_state.get("w_run_name") or ""))
+        job_manager().start(
+            cfg, name=str(st.session_state.get("w_run_name") or ""), processes=processes()
+        )
         st.session_state.pop("train_error", None)
     except JobError as exc:
         st.session_state.train_error = str(exc)
@@ -166,6 +196,27 @@ def controls(momentum_used: bool) -> None:
             a3.toggle(SWITCH_LABELS.get(name, name), key=f"w_{name}", help=what)
         devices = C.DEVICES if torch.cuda.is_available() else ("auto", "cpu")
         a3.selectbox("Device", devices, key="w_device", help=HELP["device"])
+
+
+def run_on() -> None:
+    """Where the training runs: this server's thread, or N torchrun processes."""
+    st.session_state.setdefault("w_run_on", "thread")
+    st.session_state.setdefault("w_processes", 2)
+    where, count = st.columns([2, 1])
+    where.radio("Run on", list(RUN_ON), key="w_run_on", format_func=RUN_ON.get,
+                horizontal=True, help=RUN_ON_HELP)  # fmt: skip
+    count.number_input("Processes", 2, MAX_PROCESSES, step=1, key="w_processes",
+                       disabled=choice("w_run_on", RUN_ON) != "torchrun",
+                       help="torchrun processes on this machine (--nproc-per-node)")  # fmt: skip
+
+
+def processes() -> int:
+    """1 for this server's thread, else the number of torchrun processes asked for."""
+    if choice("w_run_on", RUN_ON) != "torchrun":
+        return 1
+    n = st.session_state.get("w_processes", 2)
+    ok = isinstance(n, int) and not isinstance(n, bool) and 2 <= n <= MAX_PROCESSES
+    return n if ok else 2
 
 
 def config_or_errors(n_images: int | None) -> tuple[C.TrainConfig | None, list[str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+import pandas as pd
 import streamlit as st
 
 from fmnist_app import train_form as F
@@ -17,27 +18,37 @@ from fmnist_app.common import CONFUSION_PAGE, page_setup, plain, plural, show_da
 from fmnist_app.jobs import JobSnapshot, job_manager
 from fmnist_core import load_dataset
 from fmnist_core.config import PRESET_NOTES, PRESETS
-from fmnist_core.plots import training_figure
+from fmnist_core.live_chart import training_chart
 
 EPOCH_COLUMNS = {  # labels and formats for the columns of events.epoch_row
     "cost": st.column_config.NumberColumn("cost", format="%.2f"),
     "train_loss": st.column_config.NumberColumn("train loss", format="%.4f"),
+    "train_acc": st.column_config.NumberColumn(
+        "train accuracy",
+        format="percent",
+        help="Running: the epoch's batches as the model classified them while training "
+        "(before each update); empty for runs recorded before it was measured.",
+    ),
     "val_loss": st.column_config.NumberColumn("test loss", format="%.4f"),
     "val_acc": st.column_config.NumberColumn("test accuracy", format="percent"),
     "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
     "elapsed_s": st.column_config.NumberColumn("elapsed s", format="%.1f"),
 }
+CHART_COLUMNS = ("series", "x", "y")  # training_chart's data rows
 VIEWS = {"plain": "Losses and accuracy", "notebook": "The notebook's view (cost)"}
 TEST_NOTE = (
     "Tested after every epoch on the 10,000 **test** images: the notebook has no "
     'separate validation set, so "test" is what every page calls them.'
 )
-# One poll redraws status and chart: a new epoch shows within it (the browser tests hold
-# the run and check 1 s). benchmarks/watch_bench.py measures what watching costs the training.
+# A poll every 0.5 s: a new epoch (or pause, stop...) shows within it, the browser tests hold
+# the run and check 1 s. Between such news, progress and batch losses move once a second
+# (``steady``): the other polls send the browser what it already shows. What watching costs
+# the training: benchmarks/watch_bench.py.
 LIVE_POLL_S = 0.5
-# The batch-loss line moves once a second: between two moves (and new epochs) the chart's
-# figure is the same as the last one drawn, so the browser need not draw it again.
-LOSS_EVERY_S = 1.0
+# Just under a second: the poll after 1 s is seldom exactly 1.0 s later (at 1.0 a poll at
+# 0.98 s would wait for the next one, 1.5 s after the last redraw).
+REDRAW_EVERY_S = 0.9
+_now = time.monotonic  # the live view's clock (a test sets it)
 BUSY_SHARE = 0.5  # images/s below this share of the run's best: the machine is busy
 
 
@@ -47,7 +58,7 @@ def eta(snap: JobSnapshot) -> tuple[float, str]:
     The core's ETA counts training batches only; every epoch also tests 10,000 images. The
     time of a test is an epoch's seconds less its training at the run's best speed."""
     n = snap.n_train or 0
-    tests_left = snap.config.epochs - len(snap.history)
+    tests_left = snap.epochs - len(snap.history)
     per_test = [
         max(0.0, row["seconds"] - n / snap.best_images_per_s)
         for row in snap.history
@@ -71,13 +82,12 @@ def eta(snap: JobSnapshot) -> tuple[float, str]:
 
 
 def progress(snap: JobSnapshot) -> None:
-    cfg = snap.config
     if snap.status == "starting" or not snap.epoch:
         st.progress(0.0, text="Preparing the data and the model ...")
         return
     st.progress(
         snap.batch / snap.batches,
-        text=f"Epoch {snap.epoch}/{cfg.epochs}: batch {snap.batch:,}/{snap.batches:,}",
+        text=f"Epoch {snap.epoch}/{snap.epochs}: batch {snap.batch:,}/{snap.batches:,}",
     )
     st.progress(snap.progress, text=f"Overall: {snap.progress:.0%}")
     left, note = eta(snap)
@@ -119,45 +129,65 @@ def outcome(snap: JobSnapshot) -> None:
 
 
 def buttons(snap: JobSnapshot) -> None:
-    """Stop, and Pause or Resume, side by side."""
+    """Stop, Pause or Resume, and One more epoch, side by side (wrapping when narrow)."""
     jobs = job_manager()
-    b1, b2, _ = st.columns([1, 1, 4])
-    b1.button(
-        "Stop",
-        key="stop",
-        on_click=jobs.stop,
-        disabled=snap.stopping,
-        icon=":material/stop:",
-        width="stretch",
-        help="Ends the run before its next batch; finished epochs are kept.",
-    )
-    if snap.paused:
-        b2.button(
-            "Resume",
-            key="resume",
-            on_click=jobs.resume,
-            icon=":material/play_arrow:",
-            width="stretch",
-            help="Go on from the batch it waits at.",
-        )
-    else:
-        b2.button(
-            "Pause",
-            key="pause",
-            on_click=jobs.pause,
+    with st.container(horizontal=True):
+        st.button(
+            "Stop",
+            key="stop",
+            on_click=jobs.stop,
             disabled=snap.stopping,
-            icon=":material/pause:",
-            width="stretch",
-            help="The training waits between two batches until you resume.",
+            icon=":material/stop:",
+            help="Ends the run before its next batch; finished epochs are kept.",
+        )
+        if snap.paused:
+            st.button(
+                "Resume",
+                key="resume",
+                on_click=jobs.resume,
+                icon=":material/play_arrow:",
+                help="Go on from the batch it waits at.",
+            )
+        else:
+            group = snap.processes > 1
+            st.button(
+                "Pause",
+                key="pause",
+                on_click=jobs.pause,
+                disabled=snap.stopping or group,
+                icon=":material/pause:",
+                help="torchrun processes cannot pause; Stop keeps the finished epochs"
+                if group
+                else "The training waits between two batches until you resume.",
+            )
+        refusal = snap.extend_refusal
+        st.button(
+            "One more epoch",
+            key="more_epoch",
+            on_click=jobs.extend,
+            disabled=bool(refusal),
+            icon=":material/add:",
+            help=f"Not possible: {refusal}."
+            if refusal
+            else f"Train {snap.epochs + 1} epochs instead of {snap.epochs}; the run's record "
+            "says so (the same numbers as a run set to that many from the start).",
         )
 
 
-def throttled_losses(snap: JobSnapshot) -> tuple[tuple[float, float], ...]:
-    """The batch losses as of at most ``LOSS_EVERY_S`` ago (all of them once the run ended)."""
-    state, now = st.session_state, time.monotonic()
-    last = state.get("train_chart_losses")
-    if last is None or last[2] != snap.run_id or not snap.running or now - last[0] >= LOSS_EVERY_S:
-        state["train_chart_losses"] = last = (now, snap.losses, snap.run_id)
+def steady(snap: JobSnapshot) -> JobSnapshot:
+    """The snapshot to draw: the last one drawn while only the progress moved in the last
+    ``REDRAW_EVERY_S`` (the page then sends the browser the very same elements, and the
+    chart's data are unchanged); the new one at once when anything else changed (an epoch's
+    start or end, pause, stop, one more epoch, the end of the run)."""
+    state, now = st.session_state, _now()
+    last = state.get("train_steady")
+
+    def news(old: JobSnapshot) -> tuple:
+        return (old.run_id, old.status, old.paused, old.stopping, old.epochs, old.epoch,
+                len(old.history))  # fmt: skip
+
+    if last is None or news(last[1]) != news(snap) or now - last[0] >= REDRAW_EVERY_S:
+        state["train_steady"] = last = (now, snap)
     return last[1]
 
 
@@ -170,15 +200,19 @@ def chart(snap: JobSnapshot) -> None:
         default="plain",
         label_visibility="collapsed",
     )
-    fig = training_figure(
+    spec, data = training_chart(
         snap.history,
-        throttled_losses(snap),
-        snap.config.epochs,
+        snap.losses,
+        snap.epochs,
         snap.batches,
         view=view or "plain",
         previous=snap.previous,
     )
-    st.plotly_chart(fig, width="stretch", key="train_chart")
+    # Vega-Lite: a poll that changes only the data replaces the dataset in the browser's view,
+    # no redraw from scratch (see fmnist_core.live_chart for what that saves).
+    st.vega_lite_chart(
+        pd.DataFrame(data, columns=CHART_COLUMNS), spec, key="train_chart", width="stretch"
+    )
     if snap.previous:
         st.caption("Grey, dotted: the previous training of this server, for comparison.")
     if snap.history:
@@ -194,7 +228,7 @@ def current(was_running: bool) -> JobSnapshot:
 
 def live(was_running: bool) -> None:
     """Status, buttons, progress, chart and table of the current or last training."""
-    snap = current(was_running)
+    snap = steady(current(was_running))
     if snap.config is None:
         st.info(
             "No training in this server yet: pick a preset and click **Train**.",
@@ -203,7 +237,11 @@ def live(was_running: bool) -> None:
         return
     what = "Paused" if snap.paused else "Training" if snap.running else "Last training"
     st.subheader(f"{what}: run `{snap.run_id or '...'}`")
-    st.caption(F.describe(snap.config) + (f" - on {snap.device}" if snap.device else ""))
+    cfg = snap.config.replace(epochs=snap.epochs) if snap.epochs else snap.config
+    where = f" - on {snap.device}" if snap.device else ""
+    if snap.processes > 1:
+        where += f", {snap.processes} torchrun processes"
+    st.caption(F.describe(cfg) + where)
     if snap.running:
         buttons(snap)
         progress(snap)
@@ -258,6 +296,7 @@ def settings(snap: JobSnapshot, status_ok: bool, n_images: int | None) -> None:
             placeholder="e.g. seed with lr 0.05",
             help="Shown on the Runs page; the run id stays as it is.",
         )
+        F.run_on()
         F.save_form()
         if cfg:
             note = f" Advanced settings in use: {changed}." if (changed := F.advanced(cfg)) else ""
@@ -304,9 +343,8 @@ def main() -> None:
     elif "w_preset_base" not in st.session_state:  # a form kept from before this version
         st.session_state.w_preset_base = F.base_name()
     snap = job_manager().snapshot()
-    with st.container():  # (the same place in the page with or without an error)
-        if err := st.session_state.pop("train_error", None):
-            st.error(err, icon=":material/error:")
+    if err := st.session_state.pop("train_error", None):
+        st.error(err, icon=":material/error:")
     # Every poll redraws in the browser, which often shares the CPU with the training.
     st.fragment(live, run_every=LIVE_POLL_S if snap.running else None)(snap.running)
     settings(snap, status.ok, n_images)

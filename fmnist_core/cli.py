@@ -1,14 +1,16 @@
-"""Command line: ``python -m fmnist_core train|runs|evaluate|export|import|explain``.
+"""Command line: ``python -m fmnist_core train|runs|evaluate|export|import|explain|sweep``.
 
 Usage::
 
     python -m fmnist_core train --preset seed --json
+    torchrun --standalone --nproc-per-node 2 -m fmnist_core train --preset quick   # DDP
     python -m fmnist_core runs [--json]
     python -m fmnist_core runs rename|note|delete|prune ...   (see cli_runs.py)
     python -m fmnist_core evaluate RUN_ID [--epoch N]
     python -m fmnist_core export RUN_ID DEST [--epoch N]      # DEST.zip: the whole run
     python -m fmnist_core import FILE.zip
     python -m fmnist_core explain RUN_ID --test-index N [--epoch E] [--out DIR]  # PNGs
+    python -m fmnist_core sweep --preset quick --param lr=loguniform:1e-3:0.3 --trials 8
 
 No command ends in a traceback: errors are one line on stderr, with the exit status in
 ``EXIT_STATUS`` (also shown by ``--help``).
@@ -22,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fmnist_core import cli_explain, cli_runs
+from fmnist_core import cli_explain, cli_runs, cli_sweep
 from fmnist_core import config as C
 from fmnist_core.atomic import atomic_write_bytes, atomic_write_json
 from fmnist_core.cli_train import discard, run_training
@@ -87,14 +89,9 @@ def _subparser(sub: Any, name: str, text: str) -> argparse.ArgumentParser:
                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m fmnist_core", description="Train and inspect Fashion-MNIST CNNs.",
-        epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    sub = parser.add_subparsers(dest="command", required=True)
-    tr = _subparser(sub, "train", "train a model and save it as a run")
-    tr.add_argument(
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """--preset, a flag per config field, --data-dir, --runs-dir (train and sweep)."""
+    parser.add_argument(
         "--preset",
         default="seed",
         choices=sorted(C.PRESETS),
@@ -102,15 +99,30 @@ def build_parser() -> argparse.ArgumentParser:
         + "; ".join(f"{name}: {note}" for name, note in C.PRESET_NOTES.items()).replace("%", "%%"),
     )
     for flag, (name, kind) in TRAIN_FLAGS.items():
-        tr.add_argument(flag, dest=name, type=kind, default=None,
-                        choices=C.CHOICES.get(name), help=_help(name))  # fmt: skip
+        parser.add_argument(flag, dest=name, type=kind, default=None,
+                            choices=C.CHOICES.get(name), help=_help(name))  # fmt: skip
     for name, explanation in C.SWITCHES.items():  # --augment/--no-augment, --amp/--no-amp
-        tr.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None,
-                        help=explanation)  # fmt: skip
-    tr.add_argument("--data-dir", type=_folder, help="folder holding Fashion-MNIST (else searched)")
-    tr.add_argument("--runs-dir", type=_folder,
-                    help="where runs are saved (default: runs/ or FMNIST_RUNS_DIR)")  # fmt: skip
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
+                            action=argparse.BooleanOptionalAction, help=explanation)  # fmt: skip
+    parser.add_argument("--data-dir", type=_folder,
+                        help="folder holding Fashion-MNIST (else searched)")  # fmt: skip
+    parser.add_argument(
+        "--runs-dir", type=_folder, help="where runs are saved (default: runs/ or FMNIST_RUNS_DIR)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m fmnist_core", description="Train and inspect Fashion-MNIST CNNs.",
+        epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True)
+    tr = _subparser(sub, "train", "train a model and save it as a run")
+    add_config_flags(tr)
     tr.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
+    tr.add_argument("--run-id-file", type=_folder, metavar="FILE",
+                    help="write the new run's id to FILE once its folder exists (for a "
+                    "launcher following the run)")  # fmt: skip
     ls = _subparser(sub, "runs", "list saved runs (with the disk they use), or manage one")
     ls.add_argument("--runs-dir", type=_folder)
     cli_runs.add_runs_actions(ls, _folder)
@@ -129,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--epoch", type=_epoch, help=f"epoch to {what}, from 1 (default: the last)")
         p.add_argument("--runs-dir", type=_folder)
     cli_explain.add_parser(sub, _subparser, _folder, _epoch)
+    cli_sweep.add_parser(_subparser(sub, "sweep", cli_sweep.DESCRIPTION), add_config_flags)
     return parser
 
 
@@ -235,7 +248,9 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         cfg = config_from_args(args)
     except C.ConfigError as exc:
         parser.error(str(exc))
-    return run_training(cfg, args.data_dir, args.runs_dir, args.json, parser.error)
+    return run_training(
+        cfg, args.data_dir, args.runs_dir, args.json, parser.error, args.run_id_file
+    )
 
 
 def _run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -250,6 +265,8 @@ def _run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         return cli_runs.import_zip(args)
     if args.command == "explain":
         return cli_explain.cmd_explain(args, _error)
+    if args.command == "sweep":
+        return cli_sweep.cmd_sweep(args, config_from_args, parser.error)
     return cmd_evaluate(args)
 
 

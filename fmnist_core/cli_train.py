@@ -4,6 +4,10 @@ It loads the data before a run folder exists (a Ctrl-C or a refusal meanwhile le
 nothing), turns Ctrl-C into a clean stop that keeps the completed epochs, and survives a
 closed output (``train --json | head -1``): the run then ends "stopped", reason "output
 closed", with exit status 141. See ``cli.EXIT_STATUS``.
+
+Under torchrun (``WORLD_SIZE`` > 1) every process trains its share (distributed.py); rank 0
+alone records the run and prints, the others print only errors. A Ctrl-C or SIGINT to any of
+them stops them all before the same batch.
 """
 
 from __future__ import annotations
@@ -18,11 +22,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from fmnist_core import distributed
+from fmnist_core.atomic import atomic_write_bytes
 from fmnist_core.config import TrainConfig
 from fmnist_core.data import DataError, Tensors, load_tensors
+from fmnist_core.distributed import Dist, DistError
 from fmnist_core.events import BatchProgress, EpochEnd, Event, RunEnd, epoch_row
+from fmnist_core.gate import Gate
 from fmnist_core.record import RunRecorder
 from fmnist_core.runs import ACTIVE_FILE, RunError, set_active
 from fmnist_core.train import train
@@ -98,12 +107,16 @@ def run_training(
     runs_dir: str | None,
     as_json: bool,
     refuse: Callable[[str], NoReturn],
+    run_id_file: str | None = None,
 ) -> int:
     """Train ``cfg`` into a new run under ``runs_dir``, printing as it goes; the exit status.
-    ``refuse`` ends the program for a bad argument (argparse's ``error``: exit status 2)."""
+    ``refuse`` ends the program for a bad argument (argparse's ``error``: exit status 2).
+    ``run_id_file``: where to write the new run's id once its folder exists (a launcher that
+    follows the run, e.g. the app's torchrun jobs)."""
     try:  # before any run folder exists: a Ctrl-C here exits 130 and leaves nothing
+        ctx = distributed.from_env()
         tensors = load_tensors(cfg.image_size, data_dir)
-    except DataError as exc:
+    except (DataError, DistError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     n_images = len(tensors.train_y)
@@ -113,25 +126,53 @@ def run_training(
     stop = _Stop()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.stop(USER_STOP))  # keeps epochs
     try:
-        return _train_run(cfg, tensors, stop, runs_dir, as_json)
+        if ctx is not None and not ctx.main:
+            return _train_rank(cfg, tensors, stop, ctx)
+        return _train_run(cfg, tensors, stop, runs_dir, as_json, ctx, run_id_file)
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
+def _train_rank(cfg: TrainConfig, tensors: Tensors, stop: _Stop, ctx: Dist) -> int:
+    """A torchrun rank other than 0: trains its share, records and prints nothing."""
+    end = None
+    for event in train(cfg, tensors, stop, ctx=ctx):
+        if isinstance(event, RunEnd):
+            end = event
+    if end is None or end.status == "failed":
+        why = end.reason if end else "training ended early"
+        print(f"error: rank {ctx.rank}: {why}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _train_run(
-    cfg: TrainConfig, tensors: Tensors, stop: _Stop, runs_dir: str | None, as_json: bool
+    cfg: TrainConfig,
+    tensors: Tensors,
+    stop: _Stop,
+    runs_dir: str | None,
+    as_json: bool,
+    ctx: Dist | None = None,
+    run_id_file: str | None = None,
 ) -> int:
     try:
         rec = RunRecorder.create(cfg, runs_dir)
-    except RunError as exc:
+        if run_id_file:
+            atomic_write_bytes(Path(run_id_file), rec.run_id.encode())
+    except (RunError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if stop.is_set():  # Ctrl-C while the folder was being made: leave no empty run behind
+    if stop.is_set() and ctx is None:  # Ctrl-C while the folder was made: leave no empty run
         shutil.rmtree(rec.path, ignore_errors=True)
         print("interrupted before training started; no run was saved", file=sys.stderr)
         return 130
     out = _Output(stop)
-    events = rec.record(_with_reason(train(cfg, tensors, stop), stop), tensors.test_y)
+    events = _with_reason(train(cfg, tensors, stop, ctx=ctx), stop)
+    gate = Gate.from_env()  # tests only: hold the run where a test asks
+    if gate is not None:
+        rec.batch_interval_s = 0  # a held run shows the batch it is held at
+        events = gate.wrap(events, stop)
+    events = rec.record(events, tensors.test_y)
     if not as_json:
         out.write(f"run {rec.run_id}: {json.dumps(cfg.to_dict())}\n")
     last_draw = 0.0

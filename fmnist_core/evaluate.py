@@ -156,7 +156,14 @@ class CellImage:
 
     @property
     def caption(self) -> str:
-        return f"pred {self.pred} ({self.prob:.0%}) / true {self.true}"
+        """One short line under the image (its cell's classes are in the gallery's heading)."""
+        return f"#{self.index} · {self.prob:.0%} sure"
+
+    @property
+    def details(self) -> str:
+        """Everything else about it, for a tooltip."""
+        return (f"Test image #{self.index}: true {self.true}, predicted {self.pred} "
+                f"({self.prob:.0%}). Top-3: {self.top3_text}.")  # fmt: skip
 
     @property
     def top3_text(self) -> str:

@@ -7,8 +7,16 @@
 Every consumer of a training (the recorder, the CLI's ``--json``, the app's live view, the
 tests) builds an epoch row with ``epoch_row``: one shape, defined here. The log holds one JSON
 object per line with a ``type``: "started", "batch" (the batch losses since the previous batch
-line, then the progress of the last of them), "epoch" (an epoch row), "end", and "rename" /
-"note" written by whoever manages runs. No torch needed to read it.
+line, then the progress of the last of them), "epoch" (an epoch row), "epochs" (the run's total of
+epochs was raised while it ran: "one more epoch"), "end", and "rename" / "note" written by
+whoever manages runs, "sweep" (sweep id, trial, drawn values) written by a sweep's trial right
+after the run's folder exists. No torch needed to read it.
+
+An epoch row's ``train_acc`` is the *running* train accuracy: the share of the epoch's
+training images that the model classified right in the forward pass of their own batch
+(before that batch's update, with augmentation), measured for free during the epoch (under
+torchrun, summed over the ranks). It lags the end-of-epoch model a little; a run recorded
+before it existed has ``None`` there.
 """
 
 from __future__ import annotations
@@ -23,7 +31,11 @@ from pathlib import Path
 from typing import Any
 
 EVENTS_FILE = "events.jsonl"
-EPOCH_ROW_KEYS = ("epoch", "cost", "train_loss", "val_loss", "val_acc", "seconds", "elapsed_s")
+EPOCH_ROW_KEYS = (
+    "epoch", "cost", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "elapsed_s"
+)  # fmt: skip
+OPTIONAL_ROW_KEYS = ("train_acc",)  # None in rows of runs recorded before it was measured
+REQUIRED_ROW_KEYS = tuple(k for k in EPOCH_ROW_KEYS if k not in OPTIONAL_ROW_KEYS)
 LOSS_DIGITS = 5  # batch losses are stored rounded: a trace to plot, ~8 bytes per batch
 
 
@@ -35,6 +47,8 @@ class Started:
     batches_per_epoch: int
     parameters: int
     data_source: str
+    world_size: int = 1  # processes training the model (torchrun); 1 = a single process
+    backend: str = ""  # torch.distributed backend ("gloo", "nccl"); "" for one process
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,14 @@ class EpochEnd:
     # (torch tensors; typed loosely so that reading a log never needs torch).
     probs: Any = field(repr=False, compare=False)
     state: Any = field(repr=False, compare=False)
+    train_acc: float | None = None  # running train accuracy (see the module's docstring)
+
+
+@dataclass(frozen=True)
+class Extended:
+    """The run's total of epochs was raised to ``epochs`` while it ran ("one more epoch")."""
+
+    epochs: int
 
 
 @dataclass(frozen=True)
@@ -73,13 +95,21 @@ class RunEnd:
     train_s: float
 
 
-Event = Started | BatchProgress | EpochEnd | RunEnd
+Event = Started | BatchProgress | EpochEnd | Extended | RunEnd
 
 
-def epoch_row(event: EpochEnd | Mapping[str, Any]) -> dict[str, float]:
-    """The one epoch-row shape: ``EPOCH_ROW_KEYS``, the epoch an int, the rest floats."""
-    get = event.get if isinstance(event, Mapping) else lambda key: getattr(event, key)
-    row = {key: float(get(key)) for key in EPOCH_ROW_KEYS}
+def epoch_row(event: EpochEnd | Mapping[str, Any]) -> dict[str, Any]:
+    """The one epoch-row shape: ``EPOCH_ROW_KEYS``, the epoch an int, the rest floats; an
+    optional key (``OPTIONAL_ROW_KEYS``) missing or not finite is None."""
+    get = event.get if isinstance(event, Mapping) else lambda key: getattr(event, key, None)
+    row: dict[str, Any] = {}
+    for key in EPOCH_ROW_KEYS:
+        value = get(key)
+        if key in OPTIONAL_ROW_KEYS:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            row[key] = float(value) if ok and math.isfinite(value) else None
+        else:
+            row[key] = float(value)
     row["epoch"] = int(row["epoch"])
     return row
 
@@ -92,7 +122,8 @@ def started_line(event: Started) -> dict[str, Any]:
     return {"type": "started", "time": time.time(), "device": event.device,
             "n_train": event.n_train, "n_test": event.n_test,
             "batches": event.batches_per_epoch, "parameters": event.parameters,
-            "data_source": event.data_source}  # fmt: skip
+            "data_source": event.data_source, "world_size": event.world_size,
+            "backend": event.backend}  # fmt: skip
 
 
 def batch_line(last: BatchProgress, losses: Sequence[float]) -> dict[str, Any]:
@@ -106,6 +137,10 @@ def batch_line(last: BatchProgress, losses: Sequence[float]) -> dict[str, Any]:
 
 def epoch_line(event: EpochEnd) -> dict[str, Any]:
     return {"type": "epoch", **epoch_row(event)}
+
+
+def extended_line(event: Extended) -> dict[str, Any]:
+    return {"type": "epochs", "epochs": event.epochs}
 
 
 def end_line(event: RunEnd) -> dict[str, Any]:

@@ -188,7 +188,9 @@ def summary(run: Run) -> dict[str, Any]:
         "best_val_acc": best["val_acc"] if best else None,
         "best_epoch": int(best["epoch"]) if best else None,
         "train_s": train_s, "config": run.config.to_dict(),
-        "device": run.info.get("device"), "notes": run.notes,
+        "device": run.info.get("device"), "world_size": run.info.get("world_size", 1),
+        "backend": run.info.get("backend", ""), "sweep_id": run.info.get("sweep_id", ""),
+        "notes": run.notes,
     }  # fmt: skip
 
 
@@ -206,6 +208,6 @@ def metrics_csv(runs: list[Run]) -> str:
     for run in runs:
         config = run.config.to_dict()
         for row in run.history:
-            values = [row[k] for k in HISTORY_KEYS] + [config.get(f) for f in fields]
+            values = [row.get(k) for k in HISTORY_KEYS] + [config.get(f) for f in fields]
             writer.writerow([run.id, _cell(run.name), run.status, *values])
     return out.getvalue()

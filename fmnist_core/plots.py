@@ -5,8 +5,6 @@ Shared by the pages; each figure is one function taking lists/tensors and return
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas  # noqa: F401 - import before any figure is built: see below
 import plotly.graph_objects as go  # noqa: F401 - used by the figure functions below
@@ -100,117 +98,7 @@ def probability_figure(
     return fig
 
 
-COST_RED, ACC_BLUE = "#d62728", "#1f77b4"
-TRAIN_ORANGE, PREVIOUS_GREY = "#ff7f0e", "#9e9e9e"
-EPOCH_HOVER = "epoch %{x}<br>"
-VIEWS = ("plain", "notebook")  # training_figure's two views
-Rows = list[dict[str, float]] | tuple[dict[str, float], ...]
-Losses = list[tuple[float, float]] | tuple[tuple[float, float], ...]
-
-
-def _batch_loss_line(losses: list[tuple[float, float]], batches: int) -> go.Scatter:
-    """The running batch loss, scaled by the batches per epoch into the cost's units."""
-    return go.Scatter(
-        x=[x for x, _ in losses], y=[v * batches for _, v in losses],
-        customdata=[v for _, v in losses], mode="lines", name=f"batch loss × {batches}",
-        line={"color": COST_RED, "width": 1}, opacity=0.35,
-        hovertemplate="epoch %{x:.2f}<br>batch loss %{customdata:.4f}<extra></extra>",
-    )  # fmt: skip
-
-
-def _epoch_line(ep: list, ys: list, name: str, colour: str, **kw) -> go.Scatter:
-    fmt = "%{y:.2%}" if kw.get("yaxis") == "y2" else "%{y:.4f}"
-    return go.Scatter(
-        x=ep, y=ys, mode="lines+markers", name=name, line={"color": colour, "width": 3},
-        hovertemplate=f"{EPOCH_HOVER}{name} {fmt}<extra></extra>", cliponaxis=False, **kw,
-    )  # fmt: skip
-
-
-def _previous_lines(previous: Rows) -> list[go.Scatter]:
-    """The previous run's test loss and accuracy, faint and grey: a yardstick, not news."""
-    ep = [row["epoch"] for row in previous]
-    style = {"color": PREVIOUS_GREY, "width": 2, "dash": "dot"}
-    return [
-        go.Scatter(x=ep, y=[r["val_loss"] for r in previous], mode="lines", opacity=0.5,
-                   name="previous run: test loss", line=style, hoverinfo="skip"),
-        go.Scatter(x=ep, y=[r["val_acc"] for r in previous], mode="lines", opacity=0.5,
-                   name="previous run: test accuracy", line=style, yaxis="y2", hoverinfo="skip"),
-    ]  # fmt: skip
-
-
-def _plain_traces(history: Rows, losses: Losses, previous: Rows) -> list[go.Scatter]:
-    ep = [row["epoch"] for row in history]
-    traces = _previous_lines(previous) if previous else []
-    if losses:
-        traces.append(go.Scatter(
-            x=[x for x, _ in losses], y=smooth([v for _, v in losses], 0.6), mode="lines",
-            name="batch loss (smoothed)", line={"color": TRAIN_ORANGE, "width": 1}, opacity=0.5,
-            hovertemplate="epoch %{x:.2f}<br>smoothed batch loss %{y:.4f}<extra></extra>",
-        ))  # fmt: skip
-    traces.append(_epoch_line(ep, [r["train_loss"] for r in history], "train loss", TRAIN_ORANGE))
-    traces.append(_epoch_line(ep, [r["val_loss"] for r in history], "test loss", COST_RED))
-    acc = [r["val_acc"] for r in history]
-    traces.append(_epoch_line(ep, acc, "test accuracy", ACC_BLUE, yaxis="y2"))
-    return traces
-
-
-def _notebook_traces(history: Rows, losses: Losses, batches: int) -> list[go.Scatter]:
-    ep = [row["epoch"] for row in history]
-    traces = [_batch_loss_line(list(losses), batches)] if losses and batches else []
-    traces.append(_epoch_line(ep, [r["cost"] for r in history], "cost", COST_RED))
-    acc = [r["val_acc"] for r in history]
-    traces.append(_epoch_line(ep, acc, "test accuracy", ACC_BLUE, yaxis="y2"))
-    return traces
-
-
-def training_figure(
-    history: Rows,
-    losses: Losses = (),
-    epochs: int | None = None,
-    batches: int = 0,
-    view: str = "plain",
-    previous: Rows = (),
-) -> go.Figure:
-    """The live training chart, one point per finished epoch (``history``: epoch rows).
-
-    ``view`` "plain": train and test loss (left axis), test accuracy (right), the batch loss
-    smoothed, and ``previous`` (another run's rows) faintly behind. "notebook": the
-    notebook's figure, epoch cost (red, sum of the epoch's batch losses) and accuracy (blue),
-    with the batch losses scaled by ``batches`` into cost units. ``losses`` are ``(fractional
-    epoch, batch loss)`` pairs, so the first epoch moves before its point exists. ``epochs``
-    fixes the x range. (The rows hold no train accuracy: the core does not measure it.)
-    """
-    ep = [row["epoch"] for row in history]
-    notebook = view == "notebook"
-    traces = (_notebook_traces(history, losses, batches) if notebook
-              else _plain_traces(history, losses, previous))  # fmt: skip
-    left = ("cost (sum of batch losses)", COST_RED) if notebook else ("loss", "#444444")
-    last = max([epochs or 1, *ep, *(x for x, _ in losses)])
-    fig = go.Figure(traces)
-    fig.update_layout(
-        height=380, margin={"l": 10, "r": 10, "t": 30, "b": 10}, hovermode="closest",
-        legend={"orientation": "h", "y": 1.12, "x": 0}, uirevision="train",
-        xaxis={"title": "epoch", "range": [0, last + 0.1], "dtick": 1 if last <= 30 else None},
-        yaxis={"title": {"text": left[0], "font": {"color": left[1]}},
-               "tickfont": {"color": left[1]}, "rangemode": "tozero"},
-        yaxis2={"title": {"text": "test accuracy", "font": {"color": ACC_BLUE}},
-                "tickfont": {"color": ACC_BLUE}, "overlaying": "y", "side": "right",
-                "tickformat": ".0%", "showgrid": False,
-                **_accuracy_axis([*history, *(() if notebook else previous)])},
-    )  # fmt: skip
-    return fig
-
-
-def _accuracy_axis(history) -> dict:
-    """Zoomed on the data like the notebook's autoscaled axis, but never past 0% or 100%,
-    with whole-percent ticks (a 5% range with ".0%" ticks showed "97%" twice)."""
-    accs = [row["val_acc"] for row in history]
-    if not accs:
-        return {"range": [0.0, 1.0], "dtick": 0.1}
-    low = max(0.0, math.floor((min(accs) - 0.02) * 20) / 20)  # a 5% step below the lowest
-    high = max(min(1.0, math.ceil((max(accs) + 0.02) * 20) / 20), low + 0.05)
-    span = high - low
-    return {"range": [low, high], "dtick": 0.01 if span <= 0.1 else 0.05 if span <= 0.3 else 0.1}
+# The Train page's live chart is fmnist_core.live_chart (Vega-Lite: cheaper to update live).
 
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",

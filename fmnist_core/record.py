@@ -39,11 +39,13 @@ import torch
 from fmnist_core.atomic import atomic_torch_save, atomic_write_json
 from fmnist_core.config import TrainConfig
 from fmnist_core.events import (
-    EPOCH_ROW_KEYS,
     EVENTS_FILE,
+    OPTIONAL_ROW_KEYS,
+    REQUIRED_ROW_KEYS,
     BatchProgress,
     EpochEnd,
     Event,
+    Extended,
     RunEnd,
     Started,
     append_event,
@@ -51,9 +53,10 @@ from fmnist_core.events import (
     end_line,
     epoch_line,
     epoch_row,
+    extended_line,
     started_line,
 )
-from fmnist_core.runfiles import STATUSES, RunError, process_start, runs_dir
+from fmnist_core.runfiles import STATUSES, RunError, process_start, read_json, runs_dir
 
 log = logging.getLogger(__name__)
 BATCH_INTERVAL_S = 0.1  # at most ~10 batch lines a second
@@ -107,18 +110,23 @@ class RunState:
     n_test: int = 0
     parameters: int = 0
     data_source: str = ""
+    world_size: int = 1  # processes that trained it (torchrun); 1 = one process
+    backend: str = ""  # their torch.distributed backend; "" for one process
     epoch: int = 0  # progress: the last reported batch (1-based); 0 before the first
     batch: int = 0
     batches: int = 0  # batches per epoch
     images_per_s: float = 0.0
     eta_s: float = 0.0
     elapsed_s: float = 0.0
+    epochs: int = 0  # the total raised by "epochs" lines ("one more epoch"); 0: the config's
     rows: tuple[dict[str, float], ...] = ()  # one epoch_row per finished epoch
     losses: tuple[tuple[float, float], ...] = ()  # (fractional epoch, batch loss), downsampled
     final_val_acc: float | None = None
     train_s: float | None = None
     name: str = ""  # set by a "rename" line
     notes: tuple[str, ...] = ()  # the "note" lines' texts, oldest first
+    sweep_id: str = ""  # the sweep this run is a trial of ("sweep" line); "" for none
+    sweep_params: tuple[tuple[str, Any], ...] = ()  # the values the sweep drew for it
     skipped: int = 0  # garbled complete lines (a short write on a full disk)
     problem: str = ""  # why the log is nonsense (the run is then broken); "" when sane
 
@@ -133,6 +141,10 @@ def _count(value: Any) -> bool:
 
 def _text(value: Any, limit: int = 4096) -> bool:
     return isinstance(value, str) and len(value) <= limit
+
+
+def _scalar(value: Any) -> bool:
+    return _number(value) or isinstance(value, bool) or _text(value, 100)
 
 
 class Replay:
@@ -220,7 +232,8 @@ class Replay:
         f = self._fields
         f["started"] = obj["time"] if _number(obj.get("time")) else None
         for key, ok in (("device", _text), ("data_source", _text), ("n_train", _count),
-                        ("n_test", _count), ("parameters", _count)):  # fmt: skip
+                        ("n_test", _count), ("parameters", _count), ("world_size", _count),
+                        ("backend", _text)):  # fmt: skip
             if ok(obj.get(key)):
                 f[key] = obj[key]
         if _count(obj.get("batches")):
@@ -241,12 +254,19 @@ class Replay:
                 self._fields[key] = float(obj[key])
 
     def _epoch(self, obj: dict[str, Any]) -> None:
-        if not all(_number(obj.get(k)) for k in EPOCH_ROW_KEYS):
+        optional_ok = all(obj.get(k) is None or _number(obj[k]) for k in OPTIONAL_ROW_KEYS)
+        if not (optional_ok and all(_number(obj.get(k)) for k in REQUIRED_ROW_KEYS)):
             self._fields["problem"] = f"{self.path} has a malformed epoch line"
             return
         row = epoch_row(obj)
         self._rows.append(row)
         self._fields["elapsed_s"] = row["elapsed_s"]
+
+    def _epochs(self, obj: dict[str, Any]) -> None:
+        if _count(obj.get("epochs")) and obj["epochs"] > 0:
+            self._fields["epochs"] = max(self._fields.get("epochs", 0), obj["epochs"])
+        else:
+            self._skip()
 
     def _end(self, obj: dict[str, Any]) -> None:
         status, reason = obj.get("status"), obj.get("reason", "")
@@ -262,6 +282,14 @@ class Replay:
         if _text(obj.get("name"), 200):
             self._fields["name"] = obj["name"]
 
+    def _sweep(self, obj: dict[str, Any]) -> None:
+        params = obj.get("params")
+        if not _text(obj.get("sweep_id"), 200) or not isinstance(params, dict):
+            self._skip()
+            return
+        drawn = tuple((k, v) for k, v in params.items() if _text(k, 100) and _scalar(v))
+        self._fields.update(sweep_id=obj["sweep_id"], sweep_params=drawn)
+
     def _note(self, obj: dict[str, Any]) -> None:
         if _text(obj.get("text"), 10_000):
             self._fields["notes"] = (*self._fields.get("notes", ()), obj["text"])
@@ -271,9 +299,11 @@ _APPLY = {
     "started": Replay._started,
     "batch": Replay._batch,
     "epoch": Replay._epoch,
+    "epochs": Replay._epochs,
     "end": Replay._end,
     "rename": Replay._rename,
     "note": Replay._note,
+    "sweep": Replay._sweep,
 }
 _followed: dict[str, Replay] = {}
 _followed_lock = threading.Lock()
@@ -368,6 +398,13 @@ class RunRecorder:
             atomic_torch_save(self.path / "model.pt", event.state)
             append_event(self.path, epoch_line(event))  # after its files: a row has its files
             self.history.append(epoch_row(event))
+        elif isinstance(event, Extended):
+            # The config first: a log line with more epochs than config.json never exists, so
+            # the run loads whatever happens between the two writes; config.json then
+            # describes the run as a whole (same seed, same numbers as training that many).
+            self.config = self.config.replace(epochs=event.epochs)
+            atomic_write_json(self.path / "config.json", self.config.to_dict())
+            append_event(self.path, extended_line(event))
         elif isinstance(event, RunEnd):
             append_event(self.path, end_line(event))
             self._write_status(
@@ -400,3 +437,20 @@ class RunRecorder:
             with contextlib.suppress(OSError):  # the disk may refuse this too
                 write()
         return end
+
+
+def end_abandoned(run_path: str | Path, reason: str) -> None:
+    """End, as "failed" with ``reason``, a run whose writer died before its "end" line (a
+    torchrun group whose rank 0 was killed): its record and status.json then say why, instead
+    of the run being listed as interrupted. Only for a writer known to be gone."""
+    path = Path(run_path)
+    state = Replay(path, losses=False).read()
+    if state.status != "running":
+        return  # it did end: its own end stays
+    acc = state.rows[-1]["val_acc"] if state.rows else None
+    end = RunEnd("failed", reason, len(state.rows), acc, state.elapsed_s)
+    append_event(path, end_line(end))
+    info = read_json(path / "status.json")
+    info = info if isinstance(info, dict) else {}
+    info.update(status="failed", reason=reason, ended=time.time(), final_val_acc=acc)
+    atomic_write_json(path / "status.json", info)

@@ -21,14 +21,15 @@ import torch
 from torch import nn
 
 from fmnist_core.data import MAX_IMAGES, NUM_CLASSES
-from fmnist_core.events import EPOCH_ROW_KEYS
+from fmnist_core.events import EPOCH_ROW_KEYS, REQUIRED_ROW_KEYS, epoch_row
 from fmnist_core.safeio import FileRefused, torch_load
 from fmnist_core.safeio import read_json as _read_json_capped
 
 PROJECT_RUNS_DIR = Path(__file__).resolve().parent.parent / "runs"
 # "interrupted" is usually derived (a "running" run whose process is gone); `export` saves it.
 STATUSES = ("running", "finished", "stopped", "failed", "interrupted")
-HISTORY_KEYS = EPOCH_ROW_KEYS  # history.json (runs written before events.jsonl) holds epoch rows
+# Epoch rows (history.json, runs written before events.jsonl, holds them too): a CSV's columns.
+HISTORY_KEYS = EPOCH_ROW_KEYS
 JSON_LIMIT = 64 * 1024  # config.json, status.json, active.json: a few hundred bytes each
 HISTORY_LIMIT = 1024 * 1024  # at most 30 rows of ~250 bytes
 PID_MAX = 2**31 - 1  # pid_t is a C int: larger numbers are no process (os.kill overflows)
@@ -121,20 +122,23 @@ def check_info(path: Path, info: Any) -> dict[str, Any]:
 
 def check_history(path: Path, history: Any, max_epochs: int) -> list[dict[str, float]]:
     """Epoch rows (history.json, or replayed from events.jsonl): finite numbers, epochs
-    1..max_epochs strictly increasing."""
+    1..max_epochs strictly increasing; returned in ``events.epoch_row``'s shape (an old row
+    without train accuracy has None there)."""
     if not isinstance(history, list) or len(history) > max_epochs:
         raise RunError(f"{path} is not a list of at most {max_epochs} epochs")
     last = 0
     for row in history:
-        if not isinstance(row, dict) or not all(_finite(row.get(k)) for k in HISTORY_KEYS):
+        if not isinstance(row, dict) or not all(_finite(row.get(k)) for k in REQUIRED_ROW_KEYS):
             raise RunError(f"{path} has malformed rows")
         epoch = row["epoch"]
         if epoch != int(epoch) or not last < epoch <= max_epochs:
             raise RunError(f"{path} has an impossible epoch {_short(epoch)}")
-        if not 0 <= row["val_acc"] <= 1:
-            raise RunError(f"{path} has an impossible accuracy {_short(row['val_acc'])}")
+        for key in ("val_acc", "train_acc"):
+            value = row.get(key)
+            if value is not None and not (_finite(value) and 0 <= value <= 1):
+                raise RunError(f"{path} has an impossible accuracy {_short(value)}")
         last = epoch
-    return history
+    return [epoch_row(row) for row in history]
 
 
 def weights_limit(model: nn.Module) -> int:

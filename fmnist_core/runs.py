@@ -235,7 +235,9 @@ def _with_log(info: dict[str, Any], state: RunState) -> dict[str, Any]:
     status.json's: it is what liveness is checked against (pid, host), written at the end
     right after the log's "end" line, and the one a failure to write the log still reaches."""
     return {**info, "device": state.device, "data_source": state.data_source,
-            "n_train": state.n_train, "parameters": state.parameters}  # fmt: skip
+            "n_train": state.n_train, "parameters": state.parameters,
+            "world_size": state.world_size, "backend": state.backend,
+            "sweep_id": state.sweep_id, "sweep_params": dict(state.sweep_params)}  # fmt: skip
 
 
 # The listing's cache: a run folder is re-read only when one of its stamps changed. Atomic

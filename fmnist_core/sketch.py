@@ -52,11 +52,19 @@ WORK_SIZE = 112  # resolution of the crop while filling (4x the frame)
 CLOSE_SIZE = 7  # gaps up to ~6 px at WORK_SIZE (~5% of the item) still count as closed
 FILL_LEVEL = 0.63  # a filled inside: the training items' mean pixel (> 25) is 160.6/255
 HOLE_SHARE = 0.25  # a hole smaller than this share of the largest hole is not filled
+ITEM_SHARE = 0.2  # ... nor one smaller than this share of the item's box (sandal straps)
+INNER_WALL = 0.25  # ... unless under this share of its wall is the outline (a pocket)
+OUTLINE_LEVEL = 0.85  # a filled drawing's outline: the dataset's edges are not flat 255
+SCRIBBLE_SHARE = 0.2  # interior lines covering more of the inside than this are a fill
+SOLID_RIM = 9  # ink over 4 px (at WORK_SIZE) from any background is a coloured-in inside
+DETAIL_SHADE = 0.55  # interior lines of a filled drawing, relative to the fill: darker seams
 MAX_HOLES = 100  # holes looked at (a noisy photo can have thousands of tiny ones)
 INK_LEVEL = 0.2  # a pixel brighter than this (0..1) is ink, for the box and the fill
 EMPTY_CONTRAST = 0.1  # less ink contrast than this anywhere: nothing is drawn
 BLUR_SIGMA = 0.5  # light smoothing, in pixels of the 28x28 frame
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "default_model"
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+DEFAULT_MODEL_DIR = ASSETS_DIR / "default_model"
+SKETCH_MODEL_DIR = ASSETS_DIR / "sketch_model"  # trained with the sketch preset (README)
 
 
 class SketchError(ValueError):
@@ -180,8 +188,8 @@ def _outside(free: np.ndarray) -> np.ndarray:
     return _grow(seed, _runs(free))[1:-1, 1:-1]
 
 
-def _big_holes(holes: np.ndarray, share: float = HOLE_SHARE) -> np.ndarray:
-    """The connected holes at least ``share`` of the largest one (bag handles stay open)."""
+def _holes(holes: np.ndarray) -> list[np.ndarray]:
+    """The connected holes (4-connected regions of ``holes``), at most MAX_HOLES of them."""
     parts, left, runs = [], holes.copy(), _runs(holes)
     while left.any() and len(parts) < MAX_HOLES:
         seed = np.zeros_like(left)
@@ -189,10 +197,28 @@ def _big_holes(holes: np.ndarray, share: float = HOLE_SHARE) -> np.ndarray:
         part = _grow(seed, runs)  # a run never spans two holes: the labels serve every hole
         parts.append(part)
         left &= ~part
+    return parts
+
+
+def _filled_holes(holes: np.ndarray, outer_ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Which holes of a drawing are its inside (filled) and which are gaps of the item.
+
+    A hole is filled when it is a large part of the item: at least HOLE_SHARE of the largest
+    hole and ITEM_SHARE of the item's box (a T-shirt's body, a bag's body, a shoe). The space
+    under a sandal's straps or inside a bag's handle is a small part of the box and stays dark,
+    as in the dataset. A smaller hole is still filled when mostly walled by interior lines
+    (ink that does not touch the outside): a pocket, a piece of a coat cut off by its collar.
+    """
+    parts = _holes(holes)
     largest = max((int(p.sum()) for p in parts), default=0)
     keep = np.zeros_like(holes)
     for part in parts:
-        if part.sum() >= share * largest:
+        area = int(part.sum())
+        if area >= HOLE_SHARE * largest and area >= ITEM_SHARE * holes.size:
+            keep |= part
+            continue
+        wall = _max_filter(part, 3) & mask
+        if wall.any() and (wall & outer_ink).sum() < INNER_WALL * wall.sum():
             keep |= part
     return keep
 
@@ -215,15 +241,38 @@ def fill_outlines(
     """Fill what a flood from the border cannot reach; small gaps (< ``close`` px) count as shut.
 
     The ink mask is dilated before the flood (closing small gaps) and the unreached region is
-    eroded back by the same amount, so the filled shape does not grow past the outline. Holes
-    much smaller than the largest one stay dark, like the handle of a bag in the dataset.
+    eroded back by the same amount, so the filled shape does not grow past the outline. Which
+    holes are filled: ``_filled_holes``. Inside a filled shape, interior lines (a coat's
+    opening, a collar, buttons) are drawn darker than the fill, as seams and edges look in the
+    dataset's photos, instead of bright lines that cut the item into slivers; the outline is
+    dimmed to OUTLINE_LEVEL, closer to the dataset's edges than a flat 255.
     """
     mask = ink > INK_LEVEL
     margin = close  # room so the dilation is not cut off by the edge of the crop
     closed = _max_filter(np.pad(mask, margin), close)
     inside = ~_max_filter(_outside(~closed), close)  # erosion = dilation of the complement
-    holes = _big_holes(inside[margin:-margin, margin:-margin] & ~mask)
-    return np.where(holes, np.maximum(ink, value), ink)
+    inside = inside[margin:-margin, margin:-margin]
+    reach = max(3, 2 * _stroke_width(mask) + 1)  # a pen's width from the outside: the outline
+    outer_ink = mask & _max_filter(~inside & ~mask, reach)
+    holes = _filled_holes(inside & ~mask, outer_ink, mask)
+    background = np.pad(~mask, 1, constant_values=True)  # beyond the crop is background too
+    core = mask & ~_max_filter(background, SOLID_RIM)[1:-1, 1:-1]  # coloured in: far from it
+    if not holes.any() and not core.any():
+        return ink
+    near = _max_filter(holes, reach)  # ink within a pen's width of a filled hole
+    detail = mask & near & ~outer_ink  # ink with the filled inside on both sides
+    if detail.sum() > SCRIBBLE_SHARE * (holes.sum() + detail.sum()):
+        holes, detail = holes | detail, np.zeros_like(detail)  # dense lines: a scribbled fill
+    out = np.where(holes | core, value, ink * OUTLINE_LEVEL)
+    return np.where(detail, value * DETAIL_SHADE, out).astype(np.float32)
+
+
+def _stroke_width(mask: np.ndarray) -> int:
+    """The pen's width in pixels, estimated as ink area / half its perimeter."""
+    edge = mask & ~_max_filter(~mask, 3)
+    inner = mask.sum() - edge.sum()
+    perimeter = max(1, int(mask.sum() - inner))
+    return max(1, round(2 * int(mask.sum()) / perimeter))
 
 
 def _blur(frame: np.ndarray, sigma: float) -> np.ndarray:

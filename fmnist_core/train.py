@@ -4,10 +4,19 @@
     for event in train(preset("seed"), stop=stop):
         ...  # Started, BatchProgress (every batch), EpochEnd (every epoch), then one RunEnd
 
+    target = EpochTarget(cfg.epochs)             # another thread may raise it while it runs:
+    events = train(cfg, stop=stop, epochs=target)
+    target.extend()                              # "one more epoch": an Extended event, then
+                                                 # the loop goes on to the new total
+
 ``RunEnd.status`` is "finished", "stopped" (the stop flag, honoured before every batch) or
 "failed" (a non-finite or exploding loss, or any error, with a readable ``reason``). The
 generator never raises for a training problem. Same config and seed on the same machine give
 the same numbers.
+
+Under torchrun, ``train(cfg, ctx=distributed.from_env())`` trains one model with
+DistributedDataParallel (see distributed.py for how the work is split); every rank yields the
+same events, but only rank 0's ``EpochEnd`` carries the predictions and weights.
 """
 
 from __future__ import annotations
@@ -25,17 +34,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fmnist_core.config import TrainConfig
+from fmnist_core import distributed
+from fmnist_core.config import RANGES, TrainConfig
 from fmnist_core.data import Tensors, load_tensors, stratified_subset
+from fmnist_core.distributed import Dist
 from fmnist_core.evaluate import autocast, evaluate_tensors
-from fmnist_core.events import BatchProgress, EpochEnd, Event, RunEnd, Started
+from fmnist_core.events import BatchProgress, EpochEnd, Event, Extended, RunEnd, Started
 from fmnist_core.model import build_model, count_parameters
+from fmnist_core.sketchaug import drawing_like
 
 # The events live in events.py (a log reader needs no torch); re-exported for old imports.
 __all__ = [
     "BatchProgress",
     "EpochEnd",
+    "EpochTarget",
     "Event",
+    "Extended",
     "RunEnd",
     "Started",
     "evaluate_tensors",
@@ -47,6 +61,52 @@ log = logging.getLogger(__name__)
 # never puts e^-230 on the true class on average. Adam at lr 1 spikes to ~4e4, then collapses.
 DIVERGED_LOSS = 100 * math.log(10)
 LOWER_LR = " - lower the learning rate"
+MAX_EPOCHS = int(RANGES["epochs"][1])  # a config never holds more (config.json is rewritten)
+
+
+class EpochTarget:
+    """How many epochs a training aims at; another thread may raise it while it runs.
+
+    The loop re-reads it before every batch (and reports a raise as an ``Extended`` event, so
+    the run's record says the new total) and asks ``more_after`` at each epoch's end. Once the
+    loop has decided that its last epoch is done, the target is closed: a late ``extend``
+    returns None instead of being silently ignored.
+    """
+
+    def __init__(self, epochs: int, limit: int = MAX_EPOCHS) -> None:
+        self._lock = threading.Lock()
+        self._epochs, self.limit, self._closed = epochs, limit, False
+
+    @property
+    def epochs(self) -> int:
+        return self._epochs
+
+    def extend(self, n: int = 1) -> int | None:
+        """Raise the target by ``n``; the new total, or None (closed, or over ``limit``)."""
+        with self._lock:
+            if self._closed or self._epochs + n > self.limit:
+                return None
+            self._epochs += n
+            return self._epochs
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    def more_after(self, epoch: int) -> bool:
+        """Whether an epoch follows ``epoch``; closes the target when none does."""
+        with self._lock:
+            self._closed = self._closed or epoch >= self._epochs
+            return epoch < self._epochs
+
+
+def why_not_extend(cfg: TrainConfig, epochs: int) -> str:
+    """Why a run of ``cfg`` now aiming at ``epochs`` cannot get one more epoch; "" when it can."""
+    if cfg.schedule == "onecycle":
+        return "the one-cycle schedule plans its learning rate for the epochs set at the start"
+    if epochs >= MAX_EPOCHS:
+        return f"{MAX_EPOCHS} epochs is the most a run can have"
+    return ""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -102,16 +162,32 @@ def train(
     tensors: Tensors | None = None,
     stop: threading.Event | None = None,
     data_dir: str | None = None,
+    ctx: Dist | None = None,
+    epochs: EpochTarget | None = None,
 ) -> Iterator[Event]:
-    """Train ``cfg``; yields events, ending with exactly one ``RunEnd``."""
+    """Train ``cfg``; yields events, ending with exactly one ``RunEnd``.
+
+    ``ctx``: this process's place in a torchrun group (``distributed.from_env()``); the group
+    is joined here and left when the generator ends. ``epochs`` (default: ``cfg.epochs``,
+    fixed) lets another thread raise the total while the training runs; the loop reports each
+    raise as ``Extended`` before its next batch."""
     t0 = time.perf_counter()
     state = {"epochs_done": 0, "acc": None}
+    target = epochs or EpochTarget(cfg.epochs)
+    if why_not_extend(cfg, 0):  # onecycle: its schedule's steps are fixed at the start
+        target.close()
     try:
-        yield from _train(cfg, tensors, stop or threading.Event(), data_dir, t0, state)
+        yield from _train(cfg, tensors, stop or threading.Event(), data_dir, t0, state, ctx, target)
     except Exception as exc:  # noqa: BLE001 - reported as a failed run, logged in full
         log.exception("training failed")
         reason = str(exc) or type(exc).__name__
+        if ctx is not None and isinstance(exc, torch.distributed.DistError):
+            reason = distributed.DIED.format(error=distributed.short(exc))
         yield RunEnd("failed", reason, state["epochs_done"], state["acc"], _since(t0))
+    finally:  # stopped, failed or closed early: a late "one more epoch" is refused, not lost
+        target.close()
+        if ctx is not None:
+            distributed.close()
 
 
 def _use_amp(cfg: TrainConfig, device: torch.device) -> bool:
@@ -136,22 +212,33 @@ class _Setup:
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
-    model: nn.Module
+    model: nn.Module  # what trains: the network, or DDP around it
+    net: nn.Module  # the network itself (evaluation, weights)
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler | None
     amp: bool
-    gen: torch.Generator  # shuffling and augmentation
+    gen: torch.Generator  # shuffling (the same on every rank) and, single-process, augmentation
+    aug_gen: torch.Generator  # augmentation: each rank its own
     batches: int  # per epoch
     source: str  # where the data came from
+    ctx: Dist | None = None  # the torchrun group, joined (backend set); None: one process
 
 
-def _prepare(cfg: TrainConfig, tensors: Tensors | None, data_dir: str | None) -> _Setup:
-    device = resolve_device(cfg.device)
+def _prepare(
+    cfg: TrainConfig, tensors: Tensors | None, data_dir: str | None, ctx: Dist | None
+) -> _Setup:
+    device = distributed.device_for(ctx, cfg.device) if ctx else resolve_device(cfg.device)
     tensors = tensors or load_tensors(cfg.image_size, data_dir)
     idx = stratified_subset(tensors.train_y, cfg.train_subset, cfg.seed)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     # channels_last: same maths, ~30% faster convolutions on this kind of CPU.
-    model = build_model(cfg).to(device, memory_format=torch.channels_last)
+    net = build_model(cfg).to(device, memory_format=torch.channels_last)
+    model, gen = net, torch.Generator().manual_seed(cfg.seed)
+    aug_gen = gen
+    if ctx is not None:
+        ctx = distributed.init(ctx, device)
+        model = _wrap_ddp(net, ctx, device)
+        aug_gen = torch.Generator().manual_seed(cfg.seed + 7919 * (ctx.rank + 1))
     optimizer = make_optimizer(model, cfg)
     batches = math.ceil(len(idx) / cfg.batch_size)
     scheduler = None
@@ -160,75 +247,143 @@ def _prepare(cfg: TrainConfig, tensors: Tensors | None, data_dir: str | None) ->
             optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * batches
         )
     return _Setup(
-        cfg, device, tensors.train_x[idx].to(device), tensors.train_y[idx].to(device),
-        tensors.test_x.to(device), tensors.test_y.to(device), model, optimizer, scheduler,
-        _use_amp(cfg, device), torch.Generator().manual_seed(cfg.seed), batches, tensors.source,
+        cfg=cfg, device=device, train_x=tensors.train_x[idx].to(device),
+        train_y=tensors.train_y[idx].to(device), test_x=tensors.test_x.to(device),
+        test_y=tensors.test_y.to(device), model=model, net=net, optimizer=optimizer,
+        scheduler=scheduler, amp=_use_amp(cfg, device), gen=gen, aug_gen=aug_gen,
+        batches=batches, source=tensors.source, ctx=ctx,
     )  # fmt: skip
 
 
-def _step(run: _Setup, take: torch.Tensor) -> float:
-    """One SGD step on the images ``take``; returns the batch loss. A diverged loss (see
-    ``_diverged``) is returned without updating the weights."""
+def _wrap_ddp(net: nn.Module, ctx: Dist, device: torch.device) -> nn.Module:
+    """DDP around ``net``. SyncBatchNorm (batch statistics over all ranks) only with NCCL:
+    gloo does not support it, so on the CPU each rank normalises with its own images'."""
+    from torch.nn.parallel import DistributedDataParallel  # noqa: PLC0415 - DDP runs only
+
+    if ctx.backend == "nccl":
+        net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(net, device_ids=ids)
+
+
+def _step(run: _Setup, take: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """One SGD step on the images ``take`` (the global batch); returns the batch loss and how
+    many of the images the forward pass got right (the running train accuracy's count: no
+    extra forward pass; a tensor where the model lives, read once per epoch, not per step). A
+    diverged loss (see ``_diverged``) is returned without updating the weights."""
+    ctx, n = run.ctx, len(take)
+    if ctx is not None:  # this rank's share of the global batch
+        take = take[ctx.rank :: ctx.world_size]
     x = run.train_x[take]
+    if run.cfg.sketch_augment:
+        x = drawing_like(x, run.gen)
     if run.cfg.augment:
-        x = augment(x, run.gen)
+        x = augment(x, run.aug_gen)
     with autocast(run.device, run.amp):
         logits = run.model(x.contiguous(memory_format=torch.channels_last))
-        loss = F.cross_entropy(logits, run.train_y[take], label_smoothing=run.cfg.label_smoothing)
+        y = run.train_y[take]
+        loss = F.cross_entropy(
+            logits, y, label_smoothing=run.cfg.label_smoothing,
+            reduction="mean" if ctx is None else "sum",
+        )  # fmt: skip
+    right = (logits.detach().argmax(1) == y).sum()
     run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    loss_value = loss.item()
+    if ctx is None:
+        loss.backward()
+        loss_value = loss.item()
+    else:  # DDP averages the ranks' gradients: so scaled, they are the global mean's
+        (loss * (ctx.world_size / n)).backward()
+        # every rank gets the same loss, so all agree on a divergence; summed on the device,
+        # read once (the one host sync per step, which the progress needs anyway)
+        both = distributed.all_sum_(torch.stack([loss.detach().double(), right.double()]))
+        loss_value, right = both[0].item() / n, both[1]
     if not _diverged(loss_value):
         run.optimizer.step()
         if run.scheduler:
             run.scheduler.step()
-    return loss_value
+    return loss_value, right
 
 
 def _diverged(loss_value: float) -> bool:
     return not math.isfinite(loss_value) or loss_value > DIVERGED_LOSS
 
 
-def _train(cfg, tensors, stop, data_dir, t0, state) -> Iterator[Event]:
-    run = _prepare(cfg, tensors, data_dir)
-    n, batches = len(run.train_y), run.batches
+def _stopped(run: _Setup, stop: threading.Event) -> bool:
+    """The stop flag; under torchrun, set on any rank (all ranks then stop together)."""
+    if run.ctx is None:
+        return stop.is_set()
+    return distributed.all_sum([float(stop.is_set())], run.device)[0] > 0
+
+
+def _evaluate(run: _Setup) -> tuple[float, float, torch.Tensor | None]:
+    """(val loss, val acc, probabilities); under torchrun rank 0 measures and tells the
+    others (their probabilities are None)."""
+    if run.ctx is None:
+        return evaluate_tensors(run.net, run.test_x, run.test_y, run.amp, tta=run.cfg.tta)
+    loss, acc, probs = math.nan, math.nan, None
+    if run.ctx.main:
+        loss, acc, probs = evaluate_tensors(
+            run.net, run.test_x, run.test_y, run.amp, tta=run.cfg.tta
+        )
+    loss, acc = distributed.from_main([loss, acc], run.device)
+    return loss, acc, probs
+
+
+def _started(run: _Setup) -> Started:
     where = f"{run.device} (bf16)" if run.amp else str(run.device)
-    yield Started(where, n, len(run.test_y), batches, count_parameters(run.model), run.source)
-    step, train_time = 0, 0.0
-    for epoch in range(1, cfg.epochs + 1):
+    ctx = run.ctx
+    return Started(
+        device=where, n_train=len(run.train_y), n_test=len(run.test_y),
+        batches_per_epoch=run.batches, parameters=count_parameters(run.net),
+        data_source=run.source, world_size=ctx.world_size if ctx else 1,
+        backend=ctx.backend if ctx else "",
+    )  # fmt: skip
+
+
+def _train(cfg, tensors, stop, data_dir, t0, state, ctx, target) -> Iterator[Event]:
+    run = _prepare(cfg, tensors, data_dir, ctx)
+    n, batches = len(run.train_y), run.batches
+    yield _started(run)
+    step, train_time, epoch, total = 0, 0.0, 0, cfg.epochs
+    while target.more_after(epoch):
+        epoch += 1
         run.model.train()
         epoch_t0 = time.perf_counter()
         order = torch.randperm(n, generator=run.gen).to(run.device)
-        cost = 0.0
+        cost, right = 0.0, 0
         for b in range(batches):
-            if stop.is_set():
+            if _stopped(run, stop):
                 yield RunEnd("stopped", "stopped by the user", epoch - 1, state["acc"], _since(t0))
                 return
-            loss_value = _step(run, order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
+            if target.epochs != total:  # "one more epoch": the record says the new total
+                total = target.epochs
+                yield Extended(total)
+            loss_value, ok = _step(run, order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
             if _diverged(loss_value):
                 reason = f"diverged at epoch {epoch}, batch {b + 1} (loss {loss_value})"
                 yield RunEnd("failed", reason + LOWER_LR, epoch - 1, state["acc"], _since(t0))
                 return
             cost += loss_value
+            right += ok
             step += 1
             seconds = train_time + time.perf_counter() - epoch_t0
             rate = step / seconds if seconds > 0 else 0.0
             yield BatchProgress(
                 epoch, b + 1, batches, loss_value, rate * cfg.batch_size,
-                (cfg.epochs * batches - step) / rate if rate else 0.0, _since(t0),
+                (total * batches - step) / rate if rate else 0.0, _since(t0),
             )  # fmt: skip
         train_time += time.perf_counter() - epoch_t0
-        val_loss, val_acc, probs = evaluate_tensors(
-            run.model, run.test_x, run.test_y, run.amp, tta=cfg.tta
-        )
+        val_loss, val_acc, probs = _evaluate(run)
         if not math.isfinite(val_loss):  # the last update overflowed: never save NaN weights
             reason = f"diverged at epoch {epoch} (validation loss {val_loss})"
             yield RunEnd("failed", reason + LOWER_LR, epoch - 1, state["acc"], _since(t0))
             return
-        weights = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+        weights = None
+        if run.ctx is None or run.ctx.main:
+            weights = {k: v.detach().cpu().clone() for k, v in run.net.state_dict().items()}
         state.update(epochs_done=epoch, acc=val_acc)
         yield EpochEnd(
-            epoch, cfg.epochs, cost, cost / batches, val_loss, val_acc,
-            time.perf_counter() - epoch_t0, _since(t0), probs, weights,
+            epoch, total, cost, cost / batches, val_loss, val_acc,
+            time.perf_counter() - epoch_t0, _since(t0), probs, weights, train_acc=int(right) / n,
         )  # fmt: skip
-    yield RunEnd("finished", "", cfg.epochs, state["acc"], _since(t0))
+    yield RunEnd("finished", "", epoch, state["acc"], _since(t0))

@@ -10,7 +10,8 @@ status = page_setup("Sketch", ":material/draw: Sketch")
 st.write(
     "Draw one clothing item - a T-shirt, trousers, a bag, a sneaker... The drawing is framed "
     "the way Fashion-MNIST frames its items (cropped, scaled to fill the 28x28 frame, centred, "
-    "outlines filled) and classified after every stroke."
+    "outlines filled) and classified after every stroke. The default model was trained for "
+    "drawings; when it sees no clothing item, it says so."
 )
 if not status.ok:  # drawing still works (shipped model); training and test images need it
     show_data_error(status)
@@ -19,14 +20,9 @@ if loaded is None:
     st.stop()
 
 draw_tab, upload_tab, test_tab = st.tabs(["Draw", "Upload an image", "Random test image"])
-# Canvas and result side by side where both fit, else the result below (a wrapping row).
-with draw_tab, st.container(horizontal=True, gap="large"):
-    with st.container(width=ui.CANVAS_PX + 24):
-        tool, stroke, fill = ui.canvas_controls()
-        drawing = ui.canvas(tool, stroke)
-    with st.container(width=ui.RESULT_PX):
-        ui.show_result("draw", drawing, loaded, fill)
+with draw_tab:
+    ui.draw_panel(loaded)  # canvas and result side by side where both fit
 with upload_tab:
-    ui.upload(loaded, fill)
+    ui.upload(loaded, ui.fill_setting())
 with test_tab:
     ui.random_test_image(loaded, status.ok)

@@ -16,6 +16,7 @@ st.write(
 ui.show_message()
 runs = ui.load()
 ui.live_updates(runs)
+runs = ui.sweep_filter(runs)
 if not runs:
     st.info("No runs yet: train one on the Train page, or import a run's zip below.",
             icon=":material/info:")  # fmt: skip

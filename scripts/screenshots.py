@@ -4,7 +4,9 @@
 
 Starts the app on a free loopback port with a small generated dataset and three made-up
 runs (tests/fake_runs.py: no training), opens each page in Debian's chromium and saves
-``<page>-<width>.png``. The output folder is git-ignored.
+``<page>-<width>.png``; then ``train-live-<width>.png``: the Train page with a training
+held by the test gate after its second epoch (fmnist_core.gate). The output folder is
+git-ignored.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]  # tests/e2e/conftest imports "c
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from fmnist_core.gate import ENV as GATE_ENV  # noqa: E402
+from fmnist_core.gate import Gate  # noqa: E402
 from tests.conftest import write_tiny_dataset  # noqa: E402
 from tests.e2e.conftest import (  # noqa: E402
     CHROMIUM_ARGS,
@@ -42,6 +46,7 @@ DRAWN = """() => {
     const all = (sel, inner) => [...document.querySelectorAll(sel)].every(
         e => e.querySelector(inner));
     return all('[data-testid="stPlotlyChart"]', '.main-svg')
+        && all('[data-testid="stVegaLiteChart"]', 'svg')
         && all('[data-testid="stDataFrame"]', 'canvas')
         && !document.querySelector('[data-testid="stSkeletonElement"]');
 }"""
@@ -61,8 +66,10 @@ def main() -> None:
     runs.mkdir()
     for lr, accs in ((0.1, (0.5, 0.7, 0.75)), (0.02, (0.4, 0.6, 0.8)), (0.05, (0.3, 0.5))):
         make_run(runs, lr=lr, accs=accs)
+    gate = Gate(root / "gate")
+    gate.hold("epoch", 2)  # the live view's shots: a training held after its second epoch
     env = dict(os.environ, FMNIST_DATA_DIR=str(data), FMNIST_RUNS_DIR=str(runs),
-               FMNIST_OFFLINE="1", OMP_NUM_THREADS="1")  # fmt: skip
+               FMNIST_OFFLINE="1", OMP_NUM_THREADS="1", **{GATE_ENV: str(gate.folder)})  # fmt: skip
     port = _free_port()
     server = subprocess.Popen(_server_cmd(port), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.STDOUT)  # fmt: skip
@@ -89,9 +96,21 @@ def main() -> None:
                     shot = args.out / f"{name}-{width}.png"
                     page.screenshot(path=shot, full_page=True)
                     print(shot)
+                open_page(page, PAGES["train"])
+                train = page.get_by_role("button", name="Train", exact=True)
+                if train.is_enabled():  # the first width starts it; it stays held for the next
+                    train.click()
+                gate.wait_held()
+                page.get_by_test_id("stVegaLiteChart").locator("g.role-mark").first.wait_for()
+                page.wait_for_function(DRAWN)
+                page.wait_for_timeout(SETTLE_MS)
+                shot = args.out / f"train-live-{width}.png"
+                page.screenshot(path=shot, full_page=True)
+                print(shot)
                 ctx.close()
             browser.close()
     finally:
+        gate.release()
         server.terminate()
         server.wait(timeout=30)
 

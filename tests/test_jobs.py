@@ -21,8 +21,9 @@ from fmnist_app import jobs as jobs_module
 from fmnist_app.jobs import JobError, JobManager, JobSnapshot, LossTrace, job_caption
 from fmnist_core import runs
 from fmnist_core.config import TrainConfig
+from fmnist_core.gate import Gate
 from fmnist_core.record import RunRecorder
-from fmnist_core.train import BatchProgress, RunEnd, Started
+from fmnist_core.train import MAX_EPOCHS, BatchProgress, RunEnd, Started
 
 TINY = TrainConfig(epochs=2, batch_size=100, lr=0.1, name="tiny")
 BOOM = TrainConfig(epochs=2, lr=1.0, optimizer="adam", batch_size=16, name="boom")
@@ -39,7 +40,7 @@ class ScriptedStarter:
         self.calls = 0
         self.run_ids: list[str] = []
 
-    def __call__(self, cfg, directory, stop) -> tuple[RunRecorder, Iterator]:
+    def __call__(self, cfg, directory, stop, epochs=None) -> tuple[RunRecorder, Iterator]:
         self.calls += 1
         rec = RunRecorder.create(cfg, directory)
         self.run_ids.append(rec.run_id)
@@ -130,7 +131,7 @@ def test_missing_data_is_a_clear_error_and_starts_nothing(runs_dir, tmp_path, mo
 
 
 def test_a_crashing_event_stream_ends_as_failed(runs_dir):
-    def broken(cfg, directory, stop):
+    def broken(cfg, directory, stop, epochs=None):
         def events():
             yield Started("cpu", 600, 200, 6, 1000, "broken")
             raise OSError("disk vanished")
@@ -165,7 +166,7 @@ def test_loss_trace_keeps_every_batch_while_short():
 
 
 def test_an_unexpected_error_while_starting_is_a_message_and_the_manager_stays_usable(runs_dir):
-    def out_of_memory(cfg, directory, stop):
+    def out_of_memory(cfg, directory, stop, epochs=None):
         raise RuntimeError("DefaultCPUAllocator: can't allocate memory")
 
     jobs = JobManager(runs_dir, starter=out_of_memory)
@@ -175,6 +176,52 @@ def test_an_unexpected_error_while_starting_is_a_message_and_the_manager_stays_u
     jobs._starter = ScriptedStarter()
     jobs.start(TINY)
     assert jobs.snapshot().running and jobs.stop() and jobs.join(WAIT)
+
+
+def test_one_more_epoch_for_a_held_run_ends_it_with_one_epoch_more(runs_dir, tiny_env, tmp_path):
+    gate = Gate(tmp_path / "gate")
+    jobs = JobManager(runs_dir, gate=gate)
+    gate.hold("epoch", 2)  # held right after its last epoch: without the raise, it would end
+    run_id = jobs.start(TINY)
+    gate.wait_held(WAIT)
+    snap = jobs.snapshot()
+    assert snap.epochs == 2 and snap.progress == 1.0 and snap.extend_refusal == ""
+    assert jobs.extend()
+    snap = jobs.snapshot()  # at once, before the loop has seen it
+    assert snap.epochs == 3 and snap.progress == pytest.approx(2 / 3)
+    assert snap.config == TINY  # as started: the settings' summary keeps its label
+    gate.release()
+    assert jobs.join(WAIT)
+    snap = jobs.snapshot()
+    assert snap.status == "finished" and [row["epoch"] for row in snap.history] == [1, 2, 3]
+    assert snap.epochs == 3 and snap.progress == 1.0
+    saved = runs.find_run(run_id, runs_dir)
+    assert saved.config.epochs == 3 and saved.epochs == [1, 2, 3]
+    assert not jobs.extend() and jobs.snapshot().epochs == 3  # over: nothing to extend
+
+
+def test_one_more_epoch_while_paused_and_never_past_the_limit(runs_dir):
+    starter = ScriptedStarter()
+    jobs = JobManager(runs_dir, starter=starter)
+    jobs.start(TINY.replace(epochs=MAX_EPOCHS - 1))
+    assert starter.first_batch.wait(WAIT)
+    assert jobs.pause() and jobs.extend()
+    snap = jobs.snapshot()
+    assert snap.paused and snap.epochs == MAX_EPOCHS
+    assert "30 epochs is the most" in snap.extend_refusal and not jobs.extend()
+    jobs.stop()
+    assert jobs.join(WAIT) and not jobs.extend()
+    assert "only a running training" in jobs.snapshot().extend_refusal
+
+
+def test_a_onecycle_run_gets_no_more_epochs(runs_dir):
+    starter = ScriptedStarter()
+    jobs = JobManager(runs_dir, starter=starter)
+    jobs.start(TINY.replace(schedule="onecycle"))
+    assert starter.first_batch.wait(WAIT)
+    assert "one-cycle" in jobs.snapshot().extend_refusal and not jobs.extend()
+    jobs.stop()
+    assert jobs.join(WAIT)
 
 
 class FakeGlibc:

@@ -23,6 +23,7 @@ from fmnist_core.events import (
 )
 from fmnist_core.record import LossTrace, Replay, RunRecorder, follow
 from fmnist_core.session import start_run
+from fmnist_core.train import EpochTarget
 from tests.conftest import REPO
 
 TINY = TrainConfig(epochs=2, batch_size=100, name="tiny")
@@ -36,7 +37,7 @@ def _scripted(epochs: int = 2, batches: int = 5):
             yield BatchProgress(e, b, batches, 1.0 / (10 * e + b), 1000.0, 1.0, 0.01 * b)
         probs = torch.full((10, 10), 0.1)
         state = {"w": torch.zeros(2)}
-        yield EpochEnd(e, epochs, 1.5, 0.3, 0.4, 0.5 + e / 10, 0.2, 0.2 * e, probs, state)
+        yield EpochEnd(e, epochs, 1.5, 0.3, 0.4, 0.5 + e / 10, 0.2, 0.2 * e, probs, state, 0.6)
     yield RunEnd("finished", "", epochs, 0.5 + epochs / 10, 0.4)
 
 
@@ -144,7 +145,8 @@ def test_an_old_run_with_history_json_still_loads(runs_dir):
     old = runs_dir / "old-run"
     shutil.copytree(REPO / "assets" / "default_model", old)
     run = runs.load_run(old)
-    history = json.loads((old / "history.json").read_text())
+    history = [epoch_row(row) for row in json.loads((old / "history.json").read_text())]
+    assert run.history[0]["train_acc"] is None  # recorded before train accuracy was measured
     assert run.history == history and run.epochs == [8] and run.name == "" and run.notes == []
     assert run.status == "finished" and run.probs().shape == (len(run.labels()), 10)
     # a rename of an old run goes to a log of its own; its history still comes from history.json
@@ -204,3 +206,46 @@ def test_a_stop_mid_epoch_writes_the_pending_losses_before_the_end(runs_dir):
     state = Replay(rec.path).read()
     assert (state.status, state.epoch, state.batch, len(state.losses)) == ("stopped", 1, 3, 3)
     assert not stop.is_set()
+
+
+def test_one_more_epoch_is_recorded_and_replays_with_the_new_total(tiny_data_dir, runs_dir):
+    target = EpochTarget(TINY.epochs)
+    rec, events = start_run(TINY, runs_dir, data_dir=tiny_data_dir, epochs=target)
+    for event in events:
+        if isinstance(event, EpochEnd) and event.epoch == 2:
+            assert Replay(rec.path).read().epochs == 0  # not raised yet: the config's
+            target.extend()
+    lines = [json.loads(x) for x in (rec.path / "events.jsonl").read_text().splitlines()]
+    assert {"type": "epochs", "epochs": 3} in lines
+    kinds = [x["type"] for x in lines]
+    epoch_at = [i for i, k in enumerate(kinds) if k == "epoch"]
+    assert epoch_at[1] < kinds.index("epochs") < epoch_at[2]  # between epochs 2 and 3
+    state = Replay(rec.path).read()
+    assert state.epochs == 3 and [row["epoch"] for row in state.rows] == [1, 2, 3]
+    assert state.status == "finished" and (state.epoch, state.batch) == (3, 6)
+    assert state.eta_s == 0  # the last batch of the new total: nothing left
+    run = runs.load_run(rec.path)
+    assert run.config.epochs == 3 and run.epochs == [1, 2, 3]
+    assert run.config == TINY.replace(epochs=3)  # the rest of the config untouched
+
+
+def test_train_accuracy_is_in_the_row_and_an_old_epoch_line_without_it_loads(runs_dir):
+    rec, _ = _record(runs_dir, interval=0, epochs=2)
+    old = {"type": "epoch", **{k: v for k, v in rec.history[0].items() if k != "train_acc"}}
+    state_before = Replay(rec.path).read()
+    assert [tuple(row) for row in state_before.rows] == [EPOCH_ROW_KEYS] * 2
+    path = runs_dir / "old-log"
+    path.mkdir()
+    shutil.copy(rec.path / "config.json", path)
+    append_event(path, old)
+    rows = Replay(path).read().rows
+    assert rows[0]["train_acc"] is None and rows[0]["val_acc"] == rec.history[0]["val_acc"]
+    append_event(path, {**old, "epoch": 2, "train_acc": "high"})  # present, not a number
+    assert "malformed epoch line" in Replay(path).read().problem
+
+
+def test_a_nonsense_epochs_line_is_skipped(runs_dir):
+    rec, _ = _record(runs_dir, interval=0, epochs=1)
+    append_event(rec.path, {"type": "epochs", "epochs": -3})
+    state = Replay(rec.path).read()
+    assert state.epochs == 0 and state.skipped == 1 and not state.problem

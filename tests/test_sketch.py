@@ -40,7 +40,9 @@ def test_small_off_centre_rectangle_is_centred_and_scaled():
     assert preview.shape == (28, 28) and preview.dtype == np.uint8
     # Longest side -> 28 px, aspect kept -> 14 px tall, centred: rows 7..20, all 28 columns.
     assert bbox(preview) == (7, 20, 0, 27)
-    assert preview[14, 14] == 255 and preview[3, 14] == 0 and preview[24, 14] == 0
+    # Coloured in: the dataset's level inside (not a flat 255), a brighter rim, dark around.
+    assert preview[14, 14] == FILLED and preview[3, 14] == 0 and preview[24, 14] == 0
+    assert preview[7, 14] > FILLED
 
 
 def test_tiny_square_fills_the_frame_like_a_dataset_item():
@@ -84,6 +86,64 @@ def test_a_bag_is_filled_but_its_small_handle_hole_stays_open():
     assert preview[18, 14] == FILLED  # body filled
     assert preview[2:6, 14].max() < 50  # the handle's hole stays dark
     assert preview[1, 14] > 100  # the handle's top bar is there
+
+
+def test_sandal_straps_are_not_filled_but_the_sole_is_drawn():
+    """The space under a sandal's straps is background in the dataset: it must stay dark."""
+
+    def sandal(d):
+        d.polygon([(20, 300), (380, 290), (380, 340), (20, 345)], outline=WHITE, width=8)  # sole
+        d.line([(80, 300), (130, 170), (180, 298)], WHITE, 8, "curve")  # two strap arches
+        d.line([(230, 295), (280, 160), (330, 293)], WHITE, 8, "curve")
+
+    filled = sketch.prepare(canvas(sandal)).preview  # 360 x 185 px -> 28 x 14
+    hollow = sketch.prepare(canvas(sandal), fill=False).preview
+    top, bottom, _, _ = bbox(filled)
+    assert (top, bottom) == bbox(hollow)[:2]
+    straps = slice(top, top + 8)  # the rows above the sole: nothing there may be filled
+    assert (filled[straps].astype(int) - hollow[straps]).max() <= 2
+    assert filled[top + 6, 8:10].max() < 60 and filled[top + 6, 20:22].max() < 60  # inside
+    assert filled[bottom, 4:24].min() > 80  # the sole is there
+
+
+def test_a_bag_strap_loop_is_not_filled():
+    def bag(d):
+        d.rectangle((40, 170, 360, 370), outline=WHITE, width=10)  # body
+        d.line([(130, 172), (150, 80), (200, 60), (250, 80), (270, 172)], WHITE, 10, "curve")
+
+    preview = sketch.prepare(canvas(bag)).preview  # 330 x 320 -> 28 x 27
+    assert preview[20, 14] == FILLED  # the body is filled
+    assert preview[5:9, 13:16].max() < 60  # the loop of the strap stays dark
+
+
+def test_interior_detail_lines_stay_thin_darker_lines_inside_the_fill():
+    """A coat: an outline with its front opening and a pocket. Both halves and the pocket are
+    filled; the lines inside are darker than the fill (seams, as in the dataset's photos)."""
+
+    def coat(d):
+        d.rectangle((80, 40, 320, 360), outline=WHITE, width=8)
+        d.line([(200, 44), (200, 356)], WHITE, 6)  # the front opening splits the inside in two
+        d.rectangle((110, 250, 160, 300), outline=WHITE, width=6)  # a pocket
+
+    preview = sketch.frame_ink(sketch.to_ink(canvas(coat)), blur=0)  # 248 x 328 -> 21 x 28
+    assert (preview[2:16, 5:12] == FILLED).all() and (preview[2:26, 15:22] == FILLED).all()
+    opening = preview[2:26, 13]  # the front opening: one column darker than the fill
+    assert (opening < FILLED * 0.8).all() and opening.min() > 60
+    assert (preview[20, 7:9] == FILLED).all()  # inside the pocket: filled
+    assert preview[18, 5:10].max() < FILLED  # the pocket's edge: darker, still there
+    assert preview[18, 5:10].min() > 60
+    assert preview[14, 3] > 60 and preview[14, :3].max() == 0  # the outline, dark outside
+
+
+def test_a_scribbled_fill_is_one_flat_inside_not_stripes():
+    def scribble(d):
+        d.rectangle((100, 60, 300, 340), outline=WHITE, width=8)
+        for y in range(80, 330, 24):  # a zigzag hatching inside, every 24 px
+            d.line([(104, y), (296, y + 12)], WHITE, 6)
+
+    preview = sketch.frame_ink(sketch.to_ink(canvas(scribble)), blur=0)
+    inside = preview[4:24, 6:14]
+    assert inside.min() == FILLED and inside.max() == FILLED
 
 
 def drawn_square() -> np.ndarray:

@@ -1,3 +1,4 @@
+import importlib
 import threading
 
 import pytest
@@ -7,7 +8,16 @@ from fmnist_core.config import TrainConfig
 from fmnist_core.data import load_tensors
 from fmnist_core.evaluate import evaluate_tensors
 from fmnist_core.model import build_model
-from fmnist_core.train import BatchProgress, EpochEnd, RunEnd, Started, augment, train
+from fmnist_core.train import (
+    BatchProgress,
+    EpochEnd,
+    EpochTarget,
+    Extended,
+    RunEnd,
+    Started,
+    augment,
+    train,
+)
 
 TINY = TrainConfig(epochs=2, batch_size=100, lr=0.1, name="tiny")
 
@@ -97,3 +107,53 @@ def test_tta_run_reports_the_flip_averaged_predictions(tensors):
     plain = evaluate_tensors(model, tensors.test_x, tensors.test_y)[2]
     assert torch.allclose(end.probs, probs, atol=1e-5) and end.val_acc == acc
     assert not torch.allclose(end.probs, plain, atol=1e-5)
+
+
+def test_a_target_raised_while_held_after_the_last_epoch_trains_one_more(tensors):
+    target = EpochTarget(TINY.epochs)
+    events = []
+    for event in train(TINY, tensors, epochs=target):  # not resuming it holds the loop
+        events.append(event)
+        if isinstance(event, EpochEnd) and event.epoch == TINY.epochs:
+            assert target.extend() == TINY.epochs + 1
+    kinds = [type(e).__name__ for e in events[1:]]
+    one = ["BatchProgress"] * 6 + ["EpochEnd"]
+    assert kinds == one * 2 + ["Extended"] + one + ["RunEnd"]  # reported before its batches
+    assert events[2 * 7 + 1] == Extended(3)
+    ends = [e for e in events if isinstance(e, EpochEnd)]
+    assert [(e.epoch, e.epochs) for e in ends] == [(1, 2), (2, 2), (3, 3)]
+    assert events[-1].status == "finished" and events[-1].epochs_done == 3
+    assert target.extend() is None  # the loop is over: refused, never silently lost
+    # The same numbers as a 3-epoch run from the start: same seed, same order of draws.
+    three = [e for e in train(TINY.replace(epochs=3), tensors) if isinstance(e, EpochEnd)]
+    assert [(e.cost, e.val_acc) for e in three] == [(e.cost, e.val_acc) for e in ends]
+
+
+def test_onecycle_and_the_epoch_limit_refuse_more_epochs(tensors):
+    target = EpochTarget(1)
+    events = list(train(TINY.replace(epochs=1, schedule="onecycle"), tensors, epochs=target))
+    assert events[-1].status == "finished" and target.extend() is None
+    assert EpochTarget(29, limit=30).extend(1) == 30 and EpochTarget(30, limit=30).extend() is None
+
+
+def test_running_train_accuracy_counts_the_batches_predictions(tensors, monkeypatch):
+    train_module = importlib.import_module("fmnist_core.train")  # the module, not its train()
+    step = train_module._step
+    counts = []
+
+    def counting(run, take):  # the step's own count of right answers, per batch
+        loss, right = step(run, take)
+        assert 0 <= right <= len(take)
+        counts.append(right)
+        return loss, right
+
+    monkeypatch.setattr(train_module, "_step", counting)
+    ends = [e for e in train(TINY, tensors) if isinstance(e, EpochEnd)]
+    assert ends[0].train_acc == pytest.approx(sum(counts[:6]) / 600)
+    assert ends[1].train_acc == pytest.approx(sum(counts[6:]) / 600)
+
+
+@pytest.mark.learns
+def test_running_train_accuracy_grows_on_a_learnable_set(tensors):
+    ends = [e for e in train(TINY, tensors) if isinstance(e, EpochEnd)]
+    assert 0.1 < ends[0].train_acc < ends[1].train_acc and ends[1].train_acc > 0.5

@@ -117,7 +117,29 @@ def test_injected_click_shows_that_cells_images_most_confident_first(
     assert shown_indices(at) == [46, 86, 16]
     assert any("**3 test image(s)** with true *Shirt* predicted *T-shirt/top*" in m.value
                for m in at.markdown)  # fmt: skip
-    assert any(c.value.startswith("#86 · top-3: T-shirt/top 75%, Coat 25%") for c in at.caption)
+    assert "#86 · 75% sure" in [c.value for c in at.caption]  # one short caption per image
+    details = at.button(key="cm_open_86").help  # the rest on hover
+    assert details == (
+        "Test image #86: true Shirt, predicted T-shirt/top (75%). "
+        "Top-3: T-shirt/top 75%, Coat 25%, Sneaker 0%."
+    )
+    # The click is answered where the user looks: a toast, and the page scrolls to the images.
+    assert [t.value for t in at.toast] == [
+        "3 test image(s): true Shirt, predicted T-shirt/top - shown below the matrix."
+    ]
+    assert ui.GALLERY_ANCHOR in at.get("iframe")[0].proto.srcdoc
+    at.run()  # no new click: no toast, no scroll
+    assert not at.toast and not at.get("iframe")
+
+
+def test_the_default_cell_opens_without_a_toast_and_a_pair_button_points_at_it(
+    tiny_env: Path, runs_dir: Path
+) -> None:
+    write_known_run(runs_dir)
+    at = open_page()
+    assert not at.toast and not at.get("iframe")
+    at.button(key=f"cm_pair_{SHIRT}_{PULLOVER}").click().run()
+    assert "true Shirt, predicted Pullover" in at.toast[0].value and at.get("iframe")
 
 
 def test_selectors_drive_the_gallery_and_an_old_click_does_not_undo_them(

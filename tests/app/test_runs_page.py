@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fmnist_app import runs_view as ui
+from fmnist_core.events import append_event
 from fmnist_core.runs import find_run, list_runs, set_active
 from tests.fake_runs import make_run
 
@@ -158,3 +159,24 @@ def test_open_in_sketch_and_pick_from_the_parallel_coordinates(three_runs):
     at.run()
     assert not at.exception, at.exception
     assert three_runs.b in at.selectbox(key="sketch_model").value
+
+
+def test_a_sweeps_runs_are_grouped_and_charted(tiny_env, runs_dir):
+    trials = [make_run(runs_dir, lr=lr, accs=(acc,)) for lr, acc in ((0.01, 0.5), (0.2, 0.9))]
+    other = make_run(runs_dir, lr=0.1, batch_size=200, accs=(0.3,))
+    for run_id, lr in zip(trials, (0.01, 0.2), strict=True):
+        append_event(runs_dir / run_id, {"type": "sweep", "sweep_id": "sweep-20261129-1200-ab12",
+                                         "trial": run_id[-4:], "params": {"lr": lr}})  # fmt: skip
+    at = open_page()
+    assert set(table(at)["run id"]) == {*trials, other}  # all runs until a sweep is chosen
+    df = table(at)
+    assert list(df[df["run id"] == other]["sweep"]) == [""]
+    at.selectbox(key=ui.SWEEP_KEY).set_value("sweep-20261129-1200-ab12").run()
+    assert not at.exception, at.exception
+    df = table(at)
+    assert set(df["run id"]) == set(trials) and set(df["sweep"]) == {"sweep-20261129-1200-ab12"}
+    (chart,) = [el for el in at.get("plotly_chart") if "runs_parcoords" in el.proto.id]
+    (trace,) = json.loads(chart.proto.spec)["data"]
+    assert sorted(trace["ids"]) == sorted(trials)  # the chart shows the sweep's runs only
+    axes = {d["label"]: d["values"] for d in trace["dimensions"]}
+    assert set(axes) == {"lr", "best accuracy"}  # batch_size no longer differs

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,14 @@ PAGE = Path(__file__).resolve().parents[2] / "pages" / "3_Sketch.py"
 CANVAS = f"{ui.CANVAS_KEY}_0"
 
 
-def write_run(runs_dir: Path, name: str = "sketchy") -> str:
-    """A finished one-epoch run (random weights, 16x16) written by the real recorder."""
+def write_run(runs_dir: Path, name: str = "sketchy", always: int | None = None) -> str:
+    """A finished one-epoch run (random weights, 16x16) written by the real recorder;
+    ``always``: a class the model answers for any input (a huge bias on it)."""
     cfg = TrainConfig(epochs=1, conv1=4, conv2=8, name=name)
     torch.manual_seed(0)
     state = build_model(cfg).state_dict()
+    if always is not None:
+        state["fc1.bias"][always] = 100.0
     probs = torch.full((200, 10), 0.1)
     events = [EpochEnd(1, 1, 1.0, 1.0, 1.0, 0.5, 1.0, 1.0, probs, state)]
     rec = RunRecorder.create(cfg, runs_dir)
@@ -55,9 +59,14 @@ def drawing_state(draw: bool = True) -> dict:
     return {"drawing": {"raw": {"objects": [{"type": "path"}] if draw else []}, "data": url}}
 
 
-def open_page(timeout: float = 60) -> AppTest:
+def open_page(timeout: float = 60, pick: str | None = None) -> AppTest:
+    """The page; ``pick``: a run id to choose in the model picker (default: the sketch model)."""
     at = AppTest.from_file(str(PAGE), default_timeout=timeout).run()
     assert not at.exception, at.exception
+    if pick is not None:
+        picker = at.selectbox(key=ui.MODEL_KEY)
+        picker.select(next(o for o in picker.options if pick in o)).run()
+        assert not at.exception, at.exception
     return at
 
 
@@ -75,14 +84,16 @@ def texts(at: AppTest) -> str:
 
 def test_injected_drawing_shows_a_prediction_and_the_bar_chart(tiny_env, runs_dir):
     run_id = write_run(runs_dir)
-    at = open_page()
+    at = open_page(pick=run_id)
     assert run_id in at.selectbox(key=ui.MODEL_KEY).value
     assert "Draw something" in texts(at) and not at.metric
     at.session_state[CANVAS] = drawing_state()
     at.run()
     assert not at.exception, at.exception
-    assert at.metric[0].label == "Prediction" and at.metric[0].value in ui.CLASSES
-    assert "probability" in at.metric[0].delta
+    metric = at.metric[0]
+    assert metric.label == "Prediction" and metric.value in (*ui.CLASSES, "Not clothing?")
+    assert not metric.delta  # no arrow: a probability is not a change
+    assert re.search(r"\d+\.\d% probability of ", texts(at)), texts(at)
     (chart,) = charts(at)
     values = bar_values(chart)
     assert len(values) == 10 and abs(sum(values) - 1) < 1e-4
@@ -135,13 +146,15 @@ def test_random_test_image_shows_its_true_class(tiny_env, runs_dir):
     assert at.metric and len(charts(at)) == 1
 
 
-def test_any_finished_run_can_be_chosen_and_the_active_one_is_the_default(tiny_env, runs_dir):
+def test_the_sketch_model_is_the_default_and_any_finished_run_can_be_chosen(tiny_env, runs_dir):
     first = write_run(runs_dir, "first")
     second = write_run(runs_dir, "second")
     (runs_dir / "active.json").write_text(json.dumps({"run_id": first}))
     at = open_page()
     picker = at.selectbox(key=ui.MODEL_KEY)
-    assert picker.value.startswith("Active: " + first)
+    assert picker.value.startswith("Sketch model, shipped") and picker.options[0] == picker.value
+    assert picker.options[1].startswith("Active: " + first)
+    assert picker.options[-1].startswith("Photo model, shipped")
     assert any(second in option for option in picker.options)
     picker.select(next(o for o in picker.options if second in o)).run()
     at.session_state[CANVAS] = drawing_state()
@@ -149,10 +162,40 @@ def test_any_finished_run_can_be_chosen_and_the_active_one_is_the_default(tiny_e
     assert not at.exception and at.metric
 
 
-def test_shipped_default_model_works_before_any_training(tiny_env):
+def test_the_active_runs_different_answer_is_shown_with_the_reason(tiny_env, runs_dir):
+    run_id = write_run(runs_dir, "bent", always=1)  # answers Trouser to anything
+    (runs_dir / "active.json").write_text(json.dumps({"run_id": run_id}))
+    at = open_page()  # the sketch model answers; a rectangle outline is no trouser to it
+    at.session_state[CANVAS] = drawing_state()
+    at.run()
+    assert not at.exception, at.exception
+    assert at.metric[0].value != "Trouser"
+    assert (f"Your active run {run_id} says **Trouser** (100.0%): it was trained at 16x16 on "
+            "photos only.") in texts(at)  # fmt: skip
+    at.selectbox(key=ui.MODEL_KEY).select(next(
+        o for o in at.selectbox(key=ui.MODEL_KEY).options if run_id in o)).run()  # fmt: skip
+    assert at.metric[0].value == "Trouser" and "Your active run" not in texts(at)
+
+
+def test_a_single_line_does_not_look_like_clothing_to_the_sketch_model(tiny_env):
+    at = open_page()
+    n = ui.CANVAS_PX
+    image = Image.new("RGBA", (n, n), (0, 0, 0, 255))
+    ImageDraw.Draw(image).line([(40, 280), (280, 40)], fill=(255, 255, 255, 255), width=12)
+    url = "data:image/png;base64," + base64.b64encode(png(image)).decode()
+    at.session_state[CANVAS] = {"drawing": {"raw": {"objects": [{}]}, "data": url}}
+    at.run()
+    assert not at.exception, at.exception
+    assert at.metric[0].value == "Not clothing?"
+    assert "does not look like a clothing item to the model" in " ".join(
+        w.value for w in at.warning
+    )
+
+
+def test_shipped_models_work_before_any_training(tiny_env):
     at = open_page()
     picker = at.selectbox(key=ui.MODEL_KEY)
-    assert picker.options == [picker.value] and "Shipped default model" in picker.value
+    assert len(picker.options) == 2 and picker.value.startswith("Sketch model, shipped")
     at.session_state[CANVAS] = drawing_state()
     at.run()
     assert not at.exception, at.exception

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import pytest
 from streamlit import config as st_config
+from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
 from fmnist_app.common import plain
@@ -22,7 +23,7 @@ from fmnist_app.jobs import JobError, JobManager
 from fmnist_core import runs
 from fmnist_core.config import PRESET_NOTES, PRESETS
 from fmnist_core.gate import Gate
-from fmnist_core.plots import training_figure
+from fmnist_core.live_chart import training_chart, training_series
 from tests.conftest import REPO
 
 APP = REPO / "streamlit_app.py"
@@ -71,10 +72,23 @@ def run_until(at: AppTest, done: Callable[[AppTest], bool], what: str) -> AppTes
 
 
 def chart(at: AppTest) -> dict[str, dict]:
-    """The page's Plotly figure: trace name -> trace."""
-    charts = at.get("plotly_chart")
+    """The page's live chart: line name -> its x, y, axis ("left" or "right") and style."""
+    charts = at.get("vega_lite_chart")
     assert len(charts) == 1
-    return {t["name"]: t for t in json.loads(charts[0].proto.spec)["data"]}
+    spec = json.loads(charts[0].proto.spec)
+    data = dataframe_util.convert_arrow_bytes_to_pandas_df(charts[0].proto.data.data)
+    enc = spec["encoding"]
+    lines = {}  # the scales' domain lists every line, also one without points yet
+    for i, name in enumerate(enc["color"]["scale"]["domain"]):
+        rows = data[data["series"] == name]
+        axis = next(
+            side for side, group in zip(("left", "right"), spec["layer"], strict=True)
+            if name in group["layer"][0]["transform"][0]["filter"]["oneOf"]
+        )  # fmt: skip
+        lines[name] = {"x": rows["x"].tolist(), "y": rows["y"].tolist(), "axis": axis,
+                       "opacity": enc["opacity"]["scale"]["range"][i],
+                       "dash": enc["strokeDash"]["scale"]["range"][i]}  # fmt: skip
+    return lines
 
 
 def start_held(at: AppTest, jobs: JobManager, gate: Gate) -> str:
@@ -173,7 +187,8 @@ def test_train_runs_to_completion_saves_the_run_and_makes_it_active(jobs, runs_d
     assert f"Saved as run `{run_id}`, now the active model" in texts(at, "success")
     traces = chart(at)
     assert traces["test loss"]["x"] == [1, 2] and len(traces["test accuracy"]["y"]) == 2
-    assert traces["train loss"]["x"] == [1, 2] and traces["test accuracy"]["yaxis"] == "y2"
+    assert traces["train loss"]["x"] == [1, 2] and traces["test accuracy"]["axis"] == "right"
+    assert len(traces["train accuracy (running)"]["y"]) == 2
     assert len(traces["batch loss (smoothed)"]["x"]) == 12
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 2
     assert [p.proto.page for p in at.main.get("page_link")] == ["Confusion_matrix"]
@@ -247,51 +262,75 @@ def rows(*accs: float) -> list[dict[str, float]]:
              "val_acc": a} for e, a in enumerate(accs, start=1)]  # fmt: skip
 
 
-def test_training_figure_plain_units_by_default():
+def by_name(series) -> dict:
+    return {line.name: line for line in series}
+
+
+def test_training_chart_plain_units_by_default():
     losses = [(i / 4, 2.0 - i / 10) for i in range(1, 13)]
-    fig = training_figure(rows(0.6, 0.7, 0.8), losses, epochs=5, batches=4)
-    names = [t.name for t in fig.data]
+    series = training_series(rows(0.6, 0.7, 0.8), losses, batches=4)
+    names = [line.name for line in series]
     assert names == ["batch loss (smoothed)", "train loss", "test loss", "test accuracy"]
-    batch, train, test, acc = fig.data
-    assert list(train.y) == [1.0, 0.5, 1 / 3] and list(test.x) == [1, 2, 3]
-    assert list(acc.y) == [0.6, 0.7, 0.8] and acc.yaxis == "y2" and train.yaxis is None
+    batch, train, test, acc = series
+    assert train.y == [1.0, 0.5, 1 / 3] and test.x == [1, 2, 3] and train.axis == "left"
+    assert acc.y == [0.6, 0.7, 0.8] and acc.axis == "right" and not batch.points
     assert len(batch.y) == 12 and max(batch.y) <= 2.0  # smoothed, in loss units (not x 4)
-    assert fig.layout.yaxis.title.text == "loss" and fig.layout.yaxis2.title.text == "test accuracy"
+    spec, data = training_chart(rows(0.6, 0.7, 0.8), losses, epochs=5, batches=4)
+    left, right = (group["layer"][0]["encoding"]["y"]["axis"] for group in spec["layer"])
+    assert (left["title"], right["title"], right["orient"]) == ("loss", "accuracy", "right")
+    assert spec["encoding"]["x"]["scale"]["domain"] == [0, 5.1]
+    assert len(data) == 12 + 3 * 3 and {"series", "x", "y"} == set(data[0])
 
 
-def test_training_figure_overlays_the_previous_run_faintly():
-    fig = training_figure(rows(0.6), previous=rows(0.5, 0.9, 0.95))
-    previous = [t for t in fig.data if t.name.startswith("previous run")]
-    assert [t.name for t in previous] == ["previous run: test loss", "previous run: test accuracy"]
-    assert all(t.opacity == 0.5 and t.line.dash == "dot" for t in previous)
-    assert list(previous[1].y) == [0.5, 0.9, 0.95] and previous[1].yaxis == "y2"
-    assert fig.layout.yaxis2.range[1] == 1.0  # the accuracy axis has room for both runs
+def test_training_chart_plots_running_train_accuracy_next_to_test_accuracy():
+    history = [{**row, "train_acc": a} for row, a in zip(rows(0.6, 0.7), (0.5, 0.97), strict=True)]
+    lines = by_name(training_series(history))
+    assert list(lines) == ["train loss", "test loss", "train accuracy (running)", "test accuracy"]
+    train_acc = lines["train accuracy (running)"]
+    assert train_acc.y == [0.5, 0.97] and train_acc.axis == "right" and train_acc.dash != (1, 0)
+    spec, _ = training_chart(history, epochs=5)
+    y = spec["layer"][1]["layer"][0]["encoding"]["y"]  # zoomed by Vega on both lines, to 100%
+    assert y["scale"] == {"zero": False, "nice": True, "domainMax": 1}
+    old = [{**history[0], "train_acc": None}, history[1]]  # a row of a run from before
+    assert by_name(training_series(old))["train accuracy (running)"].x == [2]
 
 
-def test_training_figure_notebook_view_has_one_point_per_epoch_on_two_axes():
+def test_training_chart_overlays_the_previous_run_faintly():
+    series = training_series(rows(0.6), previous=rows(0.5, 0.9, 0.95))
+    previous = [line for line in series if line.name.startswith("previous run")]
+    assert [p.name for p in previous] == ["previous run: test loss", "previous run: test accuracy"]
+    assert all(p.opacity == 0.5 and p.dash != (1, 0) and not p.points for p in previous)
+    assert previous[1].y == [0.5, 0.9, 0.95] and previous[1].axis == "right"
+    spec, data = training_chart(rows(0.6), previous=rows(0.5, 0.9, 0.95))
+    names = spec["layer"][1]["layer"][0]["transform"][0]["filter"]["oneOf"]
+    assert "previous run: test accuracy" in names  # on the accuracy axis, zoomed on both runs
+    previous_acc = [d["y"] for d in data if d["series"] == "previous run: test accuracy"]
+    assert previous_acc == [0.5, 0.9, 0.95]
+
+
+def test_training_chart_notebook_view_has_one_point_per_epoch_on_two_axes():
     history = [{"epoch": e, "cost": 10.0 / e, "val_acc": 0.5 + e / 10} for e in (1, 2, 3)]
     losses = [(i / 4, 2.0 - i / 10) for i in range(1, 13)]
-    fig = training_figure(history, losses, epochs=5, batches=4, view="notebook")
-    loss, cost, acc = fig.data
-    assert list(cost.x) == [1, 2, 3] and list(cost.y) == [10.0, 5.0, 10.0 / 3]
-    assert list(acc.y) == [0.6, 0.7, 0.8] and acc.yaxis == "y2"
-    assert cost.line.color == "#d62728" and acc.line.color == "#1f77b4"
-    assert list(loss.y) == pytest.approx([4 * v for _, v in losses])  # in cost units
-    assert fig.layout.yaxis2.side == "right" and list(fig.layout.xaxis.range) == [0, 5.1]
-    empty = training_figure([], epochs=3, view="notebook")
-    assert [t.name for t in empty.data] == ["cost", "test accuracy"]
+    loss, cost, acc = training_series(history, losses, batches=4, view="notebook")
+    assert cost.x == [1, 2, 3] and cost.y == [10.0, 5.0, 10.0 / 3]
+    assert acc.y == [0.6, 0.7, 0.8] and acc.axis == "right"
+    assert cost.colour == "#d62728" and acc.colour == "#1f77b4"
+    assert loss.y == pytest.approx([4 * v for _, v in losses])  # in cost units
+    empty = training_series([], view="notebook")
+    assert [line.name for line in empty] == ["cost", "test accuracy"]
+    spec, _ = training_chart(history, losses, epochs=5, batches=4, view="notebook")
+    left = spec["layer"][0]["layer"][0]["encoding"]["y"]["axis"]
+    assert left["title"] == "cost (sum of batch losses)"
 
 
-@pytest.mark.parametrize(
-    ("accs", "expected", "tick"),
-    [([], [0.0, 1.0], 0.1), ([0.6, 0.7, 0.8], [0.55, 0.85], 0.05),
-     ([0.99, 1.0], [0.95, 1.0], 0.01), ([0.0, 0.01], [0.0, 0.05], 0.01),
-     ([0.8665], [0.8, 0.9], 0.01), ([0.1, 0.9], [0.05, 0.95], 0.1)],
-)  # fmt: skip
-def test_accuracy_axis_stays_within_0_and_100_percent(accs, expected, tick):
-    history = [{"epoch": i + 1, "cost": 1.0, "val_acc": a} for i, a in enumerate(accs)]
-    axis = training_figure(history, view="notebook").layout.yaxis2
-    assert list(axis.range) == pytest.approx(expected) and axis.dtick == tick
+def test_a_poll_that_adds_batch_losses_or_an_epoch_changes_the_data_not_the_spec():
+    """The browser then replaces the chart's data in place instead of drawing it anew."""
+    losses = [(i / 600, 2.0 - i / 1000) for i in range(1, 1300)]
+    acc = [{**row, "train_acc": 0.5} for row in rows(0.6, 0.9)]
+    for view in ("plain", "notebook"):
+        first, _ = training_chart(acc[:1], losses[:700], epochs=5, batches=600, view=view)
+        later, _ = training_chart(acc, losses, epochs=5, batches=600, view=view)
+        assert first == later, view
 
 
 def test_a_changed_setting_makes_the_preset_custom_and_reset_puts_it_back(jobs):
@@ -308,6 +347,20 @@ def test_a_changed_setting_makes_the_preset_custom_and_reset_puts_it_back(jobs):
     configure(at, w_lr=0.05, w_epochs=2).run()  # picking the preset again also resets
     widget(at, "w_preset").set_value("seed").run()
     assert (widget(at, "w_lr").value, widget(at, "w_epochs").value) == (0.1, 5)
+
+
+def test_a_stale_preset_echo_with_another_change_does_not_reset_the_form(jobs):
+    """The page sets the selector to "Custom" in the redraw after a first change; a second
+    change sent before the browser drew that carries the selector's old value ("seed"). That is
+    no pick of the preset: the form must keep both changes (it was reset to the preset, and
+    the second change lost - the CI failure of test_quick_changes_in_a_row_all_stick)."""
+    at = open_page()
+    configure(at, w_image_size=28)
+    assert widget(at, "w_preset").value == "custom"
+    widget(at, "w_preset").set_value("seed")  # the browser's stale value, in the same request
+    widget(at, "w_batch_size").set_value(16).run()
+    assert (widget(at, "w_image_size").value, widget(at, "w_batch_size").value) == (28, 16)
+    assert widget(at, "w_preset").value == "custom"
 
 
 def button_keys(at: AppTest) -> list[str]:
@@ -341,6 +394,60 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"never {what} within {WAIT} s")
         time.sleep(0.01)
+
+
+def progress_texts(at: AppTest) -> str:
+    return "\n".join(bar.proto.text for bar in at.get("progress"))
+
+
+def test_one_more_epoch_raises_the_total_of_a_held_run(jobs, gate, runs_dir):
+    at = open_page()
+    gate.hold("epoch", 2)  # held after its last epoch: it would end there without the click
+    widget(at, "w_epochs").set_value(2)
+    at.button(key="train").click().run()
+    gate.wait_held(WAIT)
+    at.run()
+    assert "Epoch 2/2" in progress_texts(at) and "2 epochs" in at.caption[0].value
+    at.button(key="more_epoch").click().run()
+    assert jobs.snapshot().epochs == 3
+    assert "Epoch 2/3" in progress_texts(at) and "3 epochs" in at.caption[0].value
+    assert at.expander[0].label.startswith("Settings: seed+:")  # the summary keeps its label
+    assert "2 epochs" in at.expander[0].label
+    gate.release()
+    run_until(at, lambda a: a.success, "the result")
+    assert "after 3 epochs" in texts(at, "success")
+    assert chart(at)["test accuracy"]["x"] == [1, 2, 3]
+    saved = runs.find_run(jobs.snapshot().run_id, runs_dir)
+    assert saved.config.epochs == 3 and saved.epochs == [1, 2, 3]
+    assert "more_epoch" not in button_keys(at)  # over: no more epochs for a finished run
+
+
+def test_one_more_epoch_is_disabled_with_its_reason_for_a_onecycle_run(jobs, gate):
+    at = open_page()
+    gate.hold("step", 1)
+    configure(at, w_schedule="onecycle").button(key="train").click().run()
+    gate.wait_held(WAIT)
+    more = at.run().button(key="more_epoch")
+    assert more.disabled and "one-cycle schedule" in more.help
+
+
+def test_between_news_the_live_view_redraws_once_a_second_and_news_at_once(jobs, gate, monkeypatch):
+    from fmnist_app import train_view
+
+    clock = [1000.0]
+    monkeypatch.setattr(train_view, "_now", lambda: clock[0])
+    at = open_page()
+    start_held(at, jobs, gate)
+    assert "batch 1/" in progress_texts(at.run())
+    gate.hold("step", 2)
+    gate.wait_held(WAIT)
+    assert step(jobs) == 2 and "batch 1/" in progress_texts(at.run())  # the same as drawn
+    clock[0] += 1.0  # (REDRAW_EVERY_S is 0.9)
+    assert "batch 2/" in progress_texts(at.run())  # a second later: the progress moves
+    gate.hold("epoch", 1)
+    gate.wait_held(WAIT)
+    at.run()  # the clock has not moved: an epoch's end is news, shown at once
+    assert len(chart(at)["test accuracy"]["x"]) == 1 and at.dataframe
 
 
 def test_pause_holds_the_training_between_batches_and_stop_still_works(jobs, gate):

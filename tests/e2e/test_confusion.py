@@ -7,6 +7,7 @@ matrices are computed here from its saved predictions, independently of the page
 from __future__ import annotations
 
 import contextlib
+import re
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from .conftest import Server
 from .ui import CONFUSION, assert_no_errors, heatmap_texts, main, open_page, plotly_point
 
 GALLERY_MAX = 24  # images on the first page of the gallery
+SHORT_CAPTION = re.compile(r"#\d+ · \d+% sure")  # one line under each gallery image
 
 
 def expected_matrix(server: Server, run_id: str, epoch: int) -> np.ndarray:
@@ -66,13 +68,13 @@ def pick_cell(page: Page, cm: np.ndarray) -> tuple[int, int]:
 
 
 def expect_gallery(page: Page, true: int, pred: int, count: int) -> None:
-    """Exactly ``count`` image captions, every one naming the (true, pred) pair."""
-    captions = main(page).get_by_test_id("stImageCaption")
-    pair = captions.filter(has_text=f"pred {CLASSES[pred]} (").filter(
-        has_text=f"/ true {CLASSES[true]}"
-    )
-    expect(pair).to_have_count(count)  # waits out the previous cell's images
-    expect(captions).to_have_count(count)
+    """Exactly ``count`` images, each with one short caption; the details of each (naming the
+    (true, pred) pair) are on its Open button's tooltip."""
+    captions = main(page).get_by_test_id("stCaptionContainer").filter(has_text=SHORT_CAPTION)
+    expect(captions).to_have_count(count)  # waits out the previous cell's images
+    for caption in captions.all():
+        assert SHORT_CAPTION.fullmatch(caption.inner_text().strip()), caption.inner_text()
+    expect(main(page).get_by_test_id("stImage")).to_have_count(count)
 
 
 def drag_slider_to_start(page: Page, slider: Locator) -> None:
@@ -100,6 +102,9 @@ def test_click_cell_shows_its_images_and_epoch_slider_changes_matrix(
     true, pred = pick_cell(page, cm2)
     page.mouse.click(*plotly_point(chart, pred, true))  # x = predicted, y = true class
     expect(gallery_heading(page, true, pred, int(cm2[true, pred]))).to_be_visible()
+    # The click is answered where the user looks: a toast, and the images scrolled into view.
+    expect(page.get_by_test_id("stToast")).to_contain_text(f"predicted {CLASSES[pred]}")
+    expect(main(page).get_by_role("heading", name="Test images behind a cell")).to_be_in_viewport()
     expect_gallery(page, true, pred, min(int(cm2[true, pred]), GALLERY_MAX))
 
     drag_slider_to_start(page, main(page).get_by_test_id("stSlider"))

@@ -1,0 +1,54 @@
+"""fmnist_core.sketchset: the fixed drawing set the sketch benchmark scores models on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fmnist_app import sketch as ui
+from fmnist_core.data import CLASSES
+from fmnist_core.runs import load_run
+from fmnist_core.sketch import DEFAULT_MODEL_DIR, SKETCH_MODEL_DIR, predict, prepare
+from fmnist_core.sketchset import CANVAS_PX, STYLES, score, sketch_set
+
+
+def test_every_class_and_style_drawn_as_the_canvas_sends_it():
+    drawings = sketch_set("test", per_class=8)
+    assert CANVAS_PX == ui.CANVAS_PX
+    assert [d.label for d in drawings] == [c for c in range(len(CLASSES)) for _ in range(8)]
+    assert {d.style for d in drawings} == set(STYLES)
+    for d in drawings:
+        assert d.image.shape == (CANVAS_PX, CANVAS_PX, 4) and d.image.dtype == np.uint8
+        assert (d.image[..., 3] == 255).all() and d.image[..., 0].max() > 200  # ink on black
+        prepare(d.image)  # every one frames without an error
+
+
+def test_the_set_is_fixed_and_the_splits_differ():
+    a, b = sketch_set("test", 3), sketch_set("test", 3)
+    assert all(np.array_equal(x.image, y.image) for x, y in zip(a, b, strict=True))
+    dev = sketch_set("dev", 3)
+    assert not any(np.array_equal(x.image, y.image) for x, y in zip(a, dev, strict=True))
+    with pytest.raises(ValueError, match="unknown split"):
+        sketch_set("train")
+
+
+def test_score_against_a_hand_made_answer():
+    drawings = sketch_set("test", per_class=2)
+    probs = np.zeros((len(drawings), len(CLASSES)))
+    for i, d in enumerate(drawings):  # right for the first of each class, else 2nd choice
+        probs[i, d.label] = 0.6 if i % 2 == 0 else 0.3
+        probs[i, (d.label + 1) % len(CLASSES)] = 0.4
+    s = score(probs, drawings)
+    assert s.overall_top1 == 0.5 and (s.top1 == 0.5).all() and (s.top3 == 1.0).all()
+    assert s.confusion.sum() == len(drawings) and np.trace(s.confusion) == len(CLASSES)
+
+
+def test_the_shipped_sketch_model_recognises_drawings_better_than_the_photo_model():
+    drawings = sketch_set("dev")  # 24 a class: a subset of 6 a class measured 63% vs 57%
+
+    def top1(folder) -> float:
+        model = load_run(folder).load_model()
+        probs = np.array([predict(model, prepare(d.image).tensor) for d in drawings])
+        return score(probs, drawings).overall_top1
+
+    assert top1(SKETCH_MODEL_DIR) > top1(DEFAULT_MODEL_DIR) + 0.1
