@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/train_bench.py                       # all three, one table
     .venv/bin/python benchmarks/train_bench.py --only notebook,seed  # issue 2's seed ratio
     .venv/bin/python benchmarks/train_bench.py --json                # one JSON object
+    .venv/bin/python benchmarks/train_bench.py --repeat 3            # medians of 3 rounds
 
 All pipelines run in this one process on the same data, one after the other:
 
@@ -19,6 +20,12 @@ or above 90%. The ratio is total time / the notebook's total time; "cpu" is the 
 CPU time meanwhile (all threads). On a machine shared with other work the times are
 inflated and noisy: compare runs of one invocation, or use ``--threads 1`` and the cpu
 column.
+
+``strong`` trains once per seed of ``--strong-seeds`` (default 0 and 1: issue 19 asks for
+their mean accuracy); each is a row ``strong/seed<N>`` with its own ratio. ``--repeat N``
+runs every pipeline N times, alternating them (notebook, seed, strong, notebook, ...) so a
+change of the machine's load hits all of them, and prints the median of each figure with its
+spread (min-max); each ratio is taken within its round, then the median of those.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -122,10 +130,14 @@ def run_notebook(data_dir: str | None, on_epoch: OnEpoch) -> Result:
     return result
 
 
-def run_preset(name: str, data_dir: str | None, on_epoch: OnEpoch) -> Result:
-    """``train(preset(name))`` on tensors prepared beforehand (their preparation is prep_s)."""
-    cfg = preset(name)
-    result = Result(name)
+def run_preset(
+    name: str, data_dir: str | None, on_epoch: OnEpoch, seed: int | None = None
+) -> Result:
+    """``train(preset(name))`` on tensors prepared beforehand (their preparation is prep_s);
+    ``seed`` replaces the preset's seed (the row is then called ``name/seed<N>``)."""
+    cfg = preset(name) if seed is None else preset(name).replace(seed=seed)
+    label = name if seed is None else f"{name}/seed{seed}"
+    result = Result(label)
     t0 = time.perf_counter()
     tensors = load_tensors(cfg.image_size, data_dir)
     result.prep_s = time.perf_counter() - t0
@@ -134,7 +146,7 @@ def run_preset(name: str, data_dir: str | None, on_epoch: OnEpoch) -> Result:
         if isinstance(event, EpochEnd):
             result.accs.append(event.val_acc)
             result.times.append(event.elapsed_s)
-            on_epoch(name, event.epoch, event.val_acc, event.elapsed_s)
+            on_epoch(label, event.epoch, event.val_acc, event.elapsed_s)
         elif isinstance(event, RunEnd):
             if event.status != "finished":
                 raise RuntimeError(f"the {name} preset's training {event.status}: {event.reason}")
@@ -192,7 +204,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", help="folder holding Fashion-MNIST (else searched)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of every pipeline, alternated; medians reported")  # fmt: skip
+    parser.add_argument("--strong-seeds", default="0,1",
+                        help="comma-separated seeds the strong preset trains with")  # fmt: skip
     args = parser.parse_args(argv)
+    try:
+        args.strong_seeds = [int(x) for x in args.strong_seeds.split(",") if x.strip()]
+    except ValueError:
+        parser.error(f"--strong-seeds takes whole numbers; got {args.strong_seeds!r}")
+    if not args.strong_seeds:
+        parser.error("--strong-seeds needs at least one seed")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     args.only = [p.strip() for p in args.only.split(",") if p.strip()]
     unknown = [p for p in args.only if p not in PIPELINES]
     if unknown or not args.only:
@@ -200,6 +224,57 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be at least 1")
     return args
+
+
+def one_round(args: argparse.Namespace, progress: OnEpoch) -> list[Result]:
+    results = []
+    for name in [p for p in PIPELINES if p in args.only]:
+        if name == "notebook":
+            results.append(run_notebook(args.data_dir, progress))
+        elif name == "strong":
+            results += [run_preset(name, args.data_dir, progress, s) for s in args.strong_seeds]
+        else:
+            results.append(run_preset(name, args.data_dir, progress))
+    return results
+
+
+def _ratios(results: list[Result]) -> dict[str, float]:
+    base = next((r.total_s for r in results if r.name == "notebook"), None)
+    return {r.name: r.total_s / base for r in results} if base else {}
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    median = statistics.median(values)
+    if len(values) == 1:
+        return format(median, fmt)
+    return f"{format(median, fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
+
+
+def median_table(rounds: list[list[Result]]) -> str:
+    """One row per pipeline: the median of each figure over the rounds, (min-max)."""
+    heads = ["pipeline", "final acc", "total s", "vs notebook", "cpu s"]
+    rows = [heads]
+    ratios = [_ratios(results) for results in rounds]
+    for i, first in enumerate(rounds[0]):
+        runs = [results[i] for results in rounds]
+        ratio = [r[first.name] for r in ratios if first.name in r]
+        rows.append([
+            first.name,
+            _spread([r.final_acc for r in runs], ".2%"),
+            _spread([r.total_s for r in runs], ".1f"),
+            _spread(ratio, ".2f") if ratio else "n/a",
+            _spread([r.cpu_s for r in runs], ".1f"),
+        ])  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(heads))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+                       enumerate(zip(row, widths, strict=True))) for row in rows]  # fmt: skip
+    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
+
+
+def strong_mean(results: list[Result]) -> float | None:
+    """Mean final accuracy of the strong preset's seeds in one round (issue 19's figure)."""
+    accs = [r.final_acc for r in results if r.name.startswith("strong")]
+    return sum(accs) / len(accs) if accs else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,21 +285,31 @@ def main(argv: list[str] | None = None) -> int:
     def progress(name: str, epoch: int, acc: float, seconds: float) -> None:
         print(f"{name:>8} epoch {epoch:2d}: {acc:.2%} at {seconds:6.1f} s", file=sys.stderr)
 
-    results = []
+    rounds = []
     try:
-        for name in [p for p in PIPELINES if p in args.only]:
-            run = run_notebook if name == "notebook" else lambda d, cb, n=name: run_preset(n, d, cb)
-            results.append(run(args.data_dir, progress))
+        for i in range(args.repeat):
+            if args.repeat > 1:
+                print(f"round {i + 1} of {args.repeat}", file=sys.stderr)
+            rounds.append(one_round(args, progress))
     except (DataError, RuntimeError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(to_json(results)))
-    else:
-        env = environment()
-        print(f"torch {env['torch']}, {env['threads']} threads on {env['cpus']} CPUs, "
-              f"load average {env['load_average'][0]} at the end")  # fmt: skip
+        report = to_json(rounds[-1]) | {"rounds": [to_json(r)["results"] for r in rounds]}
+        print(json.dumps(report))
+        return 0
+    env = environment()
+    print(f"torch {env['torch']}, {env['threads']} threads on {env['cpus']} CPUs, "
+          f"load average {env['load_average'][0]} at the end")  # fmt: skip
+    for i, results in enumerate(rounds, 1):
+        if args.repeat > 1:
+            print(f"\nround {i}:")
         print(table(results))
+        if (mean := strong_mean(results)) is not None:
+            print(f"strong: mean final accuracy over seeds {args.strong_seeds}: {mean:.2%}")
+    if args.repeat > 1:
+        print(f"\nmedians of {args.repeat} rounds (min-max):")
+        print(median_table(rounds))
     return 0
 
 

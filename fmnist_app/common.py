@@ -8,32 +8,22 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 import torch
-from streamlit.errors import StreamlitPageNotFoundError
 
 from fmnist_app.jobs import job_caption, job_manager
+from fmnist_app.shell import (  # noqa: F401 - re-exported: the pages' old import path
+    APP_ICON,
+    CONFUSION_PAGE,
+    HOME_PAGE,
+    SKETCH_PAGE,
+    TRAIN_PAGE,
+    page_start,
+)
 from fmnist_core import DataError, active_run, load_dataset
 from fmnist_core.runs import runs_dir
-
-HOME_PAGE = "streamlit_app.py"
-TRAIN_PAGE = "pages/1_Train.py"
-CONFUSION_PAGE = "pages/2_Confusion_matrix.py"
-SKETCH_PAGE = "pages/3_Sketch.py"
-APP_ICON = ":material/checkroom:"
-# Material icons render on every machine (emoji showed as empty boxes without an emoji font).
-NAV_ICONS = {
-    HOME_PAGE: ":material/home:",
-    TRAIN_PAGE: ":material/model_training:",
-    CONFUSION_PAGE: ":material/grid_on:",
-    SKETCH_PAGE: ":material/draw:",
-    "pages/4_Runs.py": ":material/table_chart:",
-}
-ROOT = Path(__file__).resolve().parent.parent  # the folder of streamlit_app.py
-
 
 # Markdown that could turn text into a link, an image, HTML, code, emphasis, a Streamlit
 # directive (:red[...], :material/...:) or maths. CommonMark lets any of them be backslash-escaped.
@@ -71,7 +61,7 @@ class DataStatus:
     summary: str  # "60,000 train + 10,000 test images"
 
 
-@st.cache_resource(show_spinner="Loading Fashion-MNIST ...")
+@st.cache_resource(show_spinner="Loading Fashion-MNIST (70,000 images) ...")
 def _data_status(data_dir: str | None) -> DataStatus:
     try:
         ds = load_dataset(data_dir)
@@ -104,33 +94,21 @@ def show_data_error(status: DataStatus) -> None:
     st.error("**No dataset.** " + "  \n".join(lines))
 
 
-def nav_pages() -> list[tuple[str, str, str]]:
-    """(path, label, icon) of every page: Home, then pages/ in Streamlit's order.
-
-    Streamlit's own navigation named the entry file "streamlit app"; this one says "Home"
-    (config.toml hides Streamlit's). Pages are found as Streamlit finds them, so a new one
-    shows up without an edit here."""
-    pages = sorted((ROOT / "pages").glob("[0-9]*.py"), key=lambda p: int(p.stem.split("_")[0]))
-    found = [(f"pages/{p.name}", p.stem.split("_", 1)[-1].replace("_", " ")) for p in pages]
-    return [(path, label, NAV_ICONS.get(path, ":material/article:"))
-            for path, label in [(HOME_PAGE, "Home"), *found]]  # fmt: skip
+def page_setup(title: str, heading: str | None = None, icon: str = APP_ICON) -> DataStatus:
+    """Page config, the page's ``heading`` (its st.title) and the sidebar every page shows;
+    returns the data status. The heading comes before the sidebar's lines so that a fresh
+    tab shows it before the runs and the dataset are looked at."""
+    page_start(title, icon)
+    if heading:
+        st.title(heading)
+    return sidebar_status()
 
 
-def navigation() -> None:
-    for path, label, icon in nav_pages():
-        try:
-            st.page_link(path, label=label, icon=icon)
-        except StreamlitPageNotFoundError:  # a page run on its own (AppTest): no other pages
-            return
-
-
-def page_setup(title: str, icon: str = APP_ICON) -> DataStatus:
-    """Page config + the sidebar every page shows; returns the data status."""
-    st.set_page_config(page_title=f"{title} - Fashion-MNIST CNN", page_icon=icon, layout="wide")
-    status = data_status()
+def sidebar_status() -> DataStatus:
+    """The sidebar's data, device, model and runs lines below ``page_start``'s navigation;
+    loads the dataset (once per process) with a spinner there. Returns the data status."""
     with st.sidebar:
-        navigation()
-        st.markdown("### Fashion-MNIST CNN")
+        status = data_status()
         if status.ok:
             st.caption(f"**Data:** {status.summary}  \nfrom {plain(status.source)}")
         else:

@@ -36,6 +36,7 @@ WD_VALUES = sorted({0.0, 1e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0
 SWITCH_LABELS = {
     "augment": "Augment (flips, shifts)",
     "amp": "bf16 mixed precision",
+    "tta": "Test with flips (TTA)",
     "sketch_augment": "Drawing-like images",
 }
 ADVANCED = ("arch", "schedule", "weight_decay", "label_smoothing", *C.SWITCHES, "device")

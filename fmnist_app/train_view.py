@@ -332,8 +332,7 @@ def settings(snap: JobSnapshot, status_ok: bool, n_images: int | None) -> None:
 
 
 def main() -> None:
-    status = page_setup("Train")
-    st.title(":material/model_training: Train")
+    status = page_setup("Train", ":material/model_training: Train")
     if not status.ok:
         show_data_error(status)
     n_images = len(load_dataset().train_labels) if status.ok else None

@@ -24,17 +24,30 @@ def autocast(device: torch.device, enabled: bool) -> torch.autocast:
 
 @torch.inference_mode()
 def evaluate_tensors(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, amp: bool = False
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, amp: bool = False, tta: bool = False
 ) -> tuple:
-    """(mean loss, accuracy, probabilities (N, 10) on the CPU) in large batches."""
+    """(mean loss, accuracy, probabilities (N, 10) on the CPU) in large batches.
+
+    ``tta``: flip test-time augmentation - the probabilities are the mean of the image's and
+    its left-right mirror's (a model trained with random flips has seen both)."""
     was_training = model.training
     model.eval()
     losses, probs = 0.0, []
     for start in range(0, len(x), EVAL_BATCH):
+        batch = x[start : start + EVAL_BATCH]
         with autocast(x.device, amp):
-            logits = model(x[start : start + EVAL_BATCH]).float()
-        losses += F.cross_entropy(logits, y[start : start + EVAL_BATCH], reduction="sum").item()
-        probs.append(logits.softmax(1).cpu())
+            logits = model(batch).float()
+            mirrored = model(batch.flip(-1)).float() if tta else None
+        p = logits.softmax(1)
+        if mirrored is None:
+            nll = F.cross_entropy(logits, y[start : start + EVAL_BATCH], reduction="sum")
+        else:
+            p = (p + mirrored.softmax(1)) / 2
+            nll = F.nll_loss(
+                p.clamp_min(1e-30).log(), y[start : start + EVAL_BATCH], reduction="sum"
+            )
+        losses += nll.item()
+        probs.append(p.cpu())
     model.train(was_training)
     p = torch.cat(probs)
     acc = (p.argmax(1) == y.cpu()).float().mean().item()

@@ -319,10 +319,12 @@ def _evaluate(run: _Setup) -> tuple[float, float, torch.Tensor | None]:
     """(val loss, val acc, probabilities); under torchrun rank 0 measures and tells the
     others (their probabilities are None)."""
     if run.ctx is None:
-        return evaluate_tensors(run.net, run.test_x, run.test_y, run.amp)
+        return evaluate_tensors(run.net, run.test_x, run.test_y, run.amp, tta=run.cfg.tta)
     loss, acc, probs = math.nan, math.nan, None
     if run.ctx.main:
-        loss, acc, probs = evaluate_tensors(run.net, run.test_x, run.test_y, run.amp)
+        loss, acc, probs = evaluate_tensors(
+            run.net, run.test_x, run.test_y, run.amp, tta=run.cfg.tta
+        )
     loss, acc = distributed.from_main([loss, acc], run.device)
     return loss, acc, probs
 

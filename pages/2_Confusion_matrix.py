@@ -6,8 +6,7 @@ import torch  # noqa: F401 - import torch in the main thread first (see NOTES: n
 from fmnist_app import confusion as ui
 from fmnist_app.common import page_setup, show_data_error
 
-status = page_setup("Confusion matrix")
-st.title(":material/grid_on: Confusion matrix")
+status = page_setup("Confusion matrix", ":material/grid_on: Confusion matrix")
 st.write(
     "Which classes does the model mix up? Rows are the true classes, columns what the model "
     "predicted. Click a cell (or pick the two classes below) to see those test images."

@@ -6,8 +6,7 @@ import torch  # noqa: F401 - import torch in the main thread first (see NOTES: n
 from fmnist_app import sketch as ui
 from fmnist_app.common import page_setup, show_data_error
 
-status = page_setup("Sketch")
-st.title(":material/draw: Sketch")
+status = page_setup("Sketch", ":material/draw: Sketch")
 st.write(
     "Draw one clothing item - a T-shirt, trousers, a bag, a sneaker... The drawing is framed "
     "the way Fashion-MNIST frames its items (cropped, scaled to fill the 28x28 frame, centred, "

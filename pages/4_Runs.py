@@ -6,8 +6,7 @@ import torch  # noqa: F401 - import torch in the main thread first (see NOTES: n
 from fmnist_app import runs_view as ui
 from fmnist_app.common import page_setup, show_data_error
 
-status = page_setup("Runs")
-st.title(":material/table_chart: Runs")
+status = page_setup("Runs", ":material/table_chart: Runs")
 if not status.ok:  # saved runs can still be compared and managed; training cannot happen
     show_data_error(status)
 st.write(

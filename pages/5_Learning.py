@@ -15,8 +15,7 @@ SECTIONS = {
     "calibration": ":material/speed: Calibration",
 }
 
-status = page_setup("Learning")
-st.title(":material/school: How the network learned")
+status = page_setup("Learning", ":material/school: How the network learned")
 st.write(
     "Which test images the network learned when, forgot or never learned; how its "
     "penultimate-layer features form clusters epoch by epoch; and whether its confidence "

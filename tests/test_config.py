@@ -40,3 +40,11 @@ def test_unknown_preset_lists_the_presets():
         preset("nope")
     assert set(PRESETS) >= {"seed", "quick"}
     assert "learning rate" in describe_range("lr")
+
+
+def test_tta_is_a_switch_off_by_default_and_old_runs_load():
+    assert TrainConfig().tta is False and preset("seed").tta is False
+    with pytest.raises(ConfigError, match="tta must be true or false"):
+        TrainConfig(tta=1)
+    old = {k: v for k, v in preset("strong").to_dict().items() if k != "tta"}
+    assert TrainConfig.from_dict(old).tta is False

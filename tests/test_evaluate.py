@@ -12,6 +12,7 @@ from fmnist_core.evaluate import (
     cell_indices,
     confusion_matrix,
     enlarge,
+    evaluate_tensors,
     per_class_metrics,
     row_rates,
     top_confusions,
@@ -136,3 +137,30 @@ def test_cell_images_pages_through_the_cell_with_captions() -> None:
     assert first.details.startswith("Test image #4: true Trouser, predicted T-shirt/top (75%)")
     assert first.top3[0] == ("T-shirt/top", pytest.approx(0.75))
     assert first.top3_text.startswith("T-shirt/top 75%, Dress 25%")
+
+
+class _LeftHalf(torch.nn.Module):
+    """Logits from the left half of the image only: a mirror image gets other logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(4 * 2, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, 4, 4)
+        return self.lin(x[..., :2].flatten(1))
+
+
+def test_flip_tta_averages_the_image_and_its_mirror() -> None:
+    torch.manual_seed(0)
+    model = _LeftHalf()
+    x, y = torch.rand(5, 1, 4, 4), torch.tensor([0, 1, 2, 3, 4])
+    with torch.no_grad():
+        expected = (model(x).softmax(1) + model(x.flip(-1)).softmax(1)) / 2
+    loss, acc, probs = evaluate_tensors(model, x, y, tta=True)
+    assert torch.allclose(probs, expected, atol=1e-6)
+    assert acc == (expected.argmax(1) == y).float().mean().item()
+    assert loss == pytest.approx(-expected[torch.arange(5), y].log().mean().item(), rel=1e-5)
+    plain = evaluate_tensors(model, x, y)[2]
+    assert not torch.allclose(plain, probs)  # the mirror really was evaluated
+    with torch.no_grad():
+        assert torch.allclose(plain, model(x).softmax(1), atol=1e-6)

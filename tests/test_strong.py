@@ -122,9 +122,42 @@ def test_benchmark_rejects_unknown_pipelines(bench, capsys):
 
 
 @pytest.mark.learns
-def test_strong_preset_reaches_91_5_percent(real_data):
-    """The README's claim (>= 92% in ~2 minutes on 2 cores); CI checks accuracy, not time."""
+def test_strong_preset_reaches_92_percent(real_data):
+    """The README's claim (92.85% with seed 0 measured here; bf16 kernels and thread counts
+    move it by ~0.3%, hence the margin); CI checks accuracy, not time."""
     events = list(train(preset("strong")))
     end = events[-1]
     assert isinstance(end, RunEnd) and end.status == "finished", end
-    assert end.final_val_acc >= 0.915, [round(e.val_acc, 4) for e in epoch_ends(events)]
+    assert end.final_val_acc >= 0.92, [round(e.val_acc, 4) for e in epoch_ends(events)]
+
+
+def test_median_table_takes_each_ratio_within_its_round(bench):
+    def rounds_of(notebook_s, seed_s):
+        return [bench.Result("notebook", accs=[0.86], times=[notebook_s], total_s=notebook_s),
+                bench.Result("seed", accs=[0.87], times=[seed_s], total_s=seed_s)]  # fmt: skip
+
+    # Round 2 ran on a machine twice as slow: its ratio is still 0.30.
+    text = bench.median_table([rounds_of(40.0, 12.0), rounds_of(80.0, 24.0), rounds_of(50.0, 20.0)])
+    seed_row = next(line for line in text.splitlines() if line.startswith("seed"))
+    assert "24.0 (12.0-24.0)" not in seed_row  # the median of 12, 24, 20 is 20
+    assert "20.0 (12.0-24.0)" in seed_row and "0.30 (0.30-0.40)" in seed_row
+    assert "87.00%" in seed_row
+
+
+def test_strong_mean_averages_the_strong_seeds_only(bench):
+    results = [bench.Result("notebook", accs=[0.5]), bench.Result("strong/seed0", accs=[0.93]),
+               bench.Result("strong/seed1", accs=[0.92])]  # fmt: skip
+    assert bench.strong_mean(results) == pytest.approx(0.925)
+    assert bench.strong_mean(results[:1]) is None
+
+
+def test_benchmark_repeats_rounds_and_names_the_strong_seeds(bench, tiny_data_dir, capsys):
+    args = ["--only", "seed", "--repeat", "2", "--json", "--data-dir", str(tiny_data_dir)]
+    assert bench.main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [[r["name"] for r in one] for one in report["rounds"]] == [["seed"], ["seed"]]
+    parsed = bench.parse_args(["--strong-seeds", "3,4"])
+    assert parsed.strong_seeds == [3, 4] and parsed.repeat == 1
+    for bad in (["--repeat", "0"], ["--strong-seeds", "x"], ["--strong-seeds", ","]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(bad)

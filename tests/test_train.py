@@ -6,6 +6,8 @@ import torch
 
 from fmnist_core.config import TrainConfig
 from fmnist_core.data import load_tensors
+from fmnist_core.evaluate import evaluate_tensors
+from fmnist_core.model import build_model
 from fmnist_core.train import (
     BatchProgress,
     EpochEnd,
@@ -93,6 +95,18 @@ def test_augment_shifts_and_flips_only():
     assert out.shape == x.shape
     assert torch.all(out.sum((1, 2, 3)) == 16)  # content moved, never cut (2px margin)
     assert not torch.equal(out, x)
+
+
+def test_tta_run_reports_the_flip_averaged_predictions(tensors):
+    """With cfg.tta the epoch's probabilities (and accuracy) are the flip-TTA ones."""
+    cfg = TINY.replace(epochs=1, tta=True)
+    end = next(e for e in train(cfg, tensors) if isinstance(e, EpochEnd))
+    model = build_model(cfg)
+    model.load_state_dict(end.state)
+    _, acc, probs = evaluate_tensors(model, tensors.test_x, tensors.test_y, tta=True)
+    plain = evaluate_tensors(model, tensors.test_x, tensors.test_y)[2]
+    assert torch.allclose(end.probs, probs, atol=1e-5) and end.val_acc == acc
+    assert not torch.allclose(end.probs, plain, atol=1e-5)
 
 
 def test_a_target_raised_while_held_after_the_last_epoch_trains_one_more(tensors):
