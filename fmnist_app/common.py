@@ -1,6 +1,7 @@
 """What every page shows and needs: the sidebar (data, device, active model) and data status.
 
-Call ``page_setup(title)`` first thing on every page.
+A page calls ``shell.page_head(title, heading)`` first thing (before its heavy imports), then
+``sidebar_status()``; ``page_setup`` does both at once.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fmnist_app.shell import (  # noqa: F401 - re-exported: the pages' old impor
     HOME_PAGE,
     SKETCH_PAGE,
     TRAIN_PAGE,
+    page_head,
     page_start,
 )
 from fmnist_core import DataError, active_run, load_dataset
@@ -98,9 +100,10 @@ def page_setup(title: str, heading: str | None = None, icon: str = APP_ICON) -> 
     """Page config, the page's ``heading`` (its st.title) and the sidebar every page shows;
     returns the data status. The heading comes before the sidebar's lines so that a fresh
     tab shows it before the runs and the dataset are looked at."""
-    page_start(title, icon)
     if heading:
-        st.title(heading)
+        page_head(title, heading, icon)
+    else:
+        page_start(title, icon)
     return sidebar_status()
 
 

@@ -57,3 +57,10 @@ def page_start(title: str, icon: str = APP_ICON) -> None:
     with st.sidebar:
         navigation()
         st.markdown("### Fashion-MNIST CNN")
+
+
+def page_head(title: str, heading: str, icon: str = APP_ICON) -> None:
+    """``page_start`` and the page's title: a page calls this before it imports torch or its
+    own modules, so a fresh tab shows the title while they load (first visit of a page)."""
+    page_start(title, icon)
+    st.title(heading)

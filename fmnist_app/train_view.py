@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from fmnist_app import train_form as F
-from fmnist_app.common import CONFUSION_PAGE, page_setup, plain, plural, show_data_error
+from fmnist_app.common import CONFUSION_PAGE, plain, plural, show_data_error, sidebar_status
 from fmnist_app.jobs import JobSnapshot, job_manager
 from fmnist_core import load_dataset
 from fmnist_core.config import PRESET_NOTES, PRESETS
@@ -332,7 +332,7 @@ def settings(snap: JobSnapshot, status_ok: bool, n_images: int | None) -> None:
 
 
 def main() -> None:
-    status = page_setup("Train", ":material/model_training: Train")
+    status = sidebar_status()  # the page drew its title (pages/1_Train.py)
     if not status.ok:
         show_data_error(status)
     n_images = len(load_dataset().train_labels) if status.ok else None

@@ -1,12 +1,17 @@
 """Confusion matrix of a saved run: click a cell to browse the test images behind it."""
 
-import streamlit as st
-import torch  # noqa: F401 - import torch in the main thread first (see NOTES: numpy race)
+from fmnist_app.shell import page_head
 
-from fmnist_app import confusion as ui
-from fmnist_app.common import page_setup, show_data_error
+# First, before torch and this page's modules load: a fresh tab shows the title at once.
+page_head("Confusion matrix", ":material/grid_on: Confusion matrix")
 
-status = page_setup("Confusion matrix", ":material/grid_on: Confusion matrix")
+import streamlit as st  # noqa: E402
+import torch  # noqa: E402, F401 - import torch in the main thread first (see NOTES: numpy race)
+
+from fmnist_app import confusion as ui  # noqa: E402
+from fmnist_app.common import show_data_error, sidebar_status  # noqa: E402
+
+status = sidebar_status()
 st.write(
     "Which classes does the model mix up? Rows are the true classes, columns what the model "
     "predicted. Click a cell (or pick the two classes below) to see those test images."

@@ -1,12 +1,17 @@
 """Sketch: draw a clothing item (or upload one) and see what the model thinks it is."""
 
-import streamlit as st
-import torch  # noqa: F401 - import torch in the main thread first (see NOTES: numpy race)
+from fmnist_app.shell import page_head
 
-from fmnist_app import sketch as ui
-from fmnist_app.common import page_setup, show_data_error
+# First, before torch and this page's modules load: a fresh tab shows the title at once.
+page_head("Sketch", ":material/draw: Sketch")
 
-status = page_setup("Sketch", ":material/draw: Sketch")
+import streamlit as st  # noqa: E402
+import torch  # noqa: E402, F401 - import torch in the main thread first (see NOTES: numpy race)
+
+from fmnist_app import sketch as ui  # noqa: E402
+from fmnist_app.common import show_data_error, sidebar_status  # noqa: E402
+
+status = sidebar_status()
 st.write(
     "Draw one clothing item - a T-shirt, trousers, a bag, a sneaker... The drawing is framed "
     "the way Fashion-MNIST frames its items (cropped, scaled to fill the 28x28 frame, centred, "

@@ -1,12 +1,17 @@
 """Runs: compare saved trainings, overlay their curves, and rename, export or delete them."""
 
-import streamlit as st
-import torch  # noqa: F401 - import torch in the main thread first (see NOTES: numpy race)
+from fmnist_app.shell import page_head
 
-from fmnist_app import runs_view as ui
-from fmnist_app.common import page_setup, show_data_error
+# First, before torch and this page's modules load: a fresh tab shows the title at once.
+page_head("Runs", ":material/table_chart: Runs")
 
-status = page_setup("Runs", ":material/table_chart: Runs")
+import streamlit as st  # noqa: E402
+import torch  # noqa: E402, F401 - import torch in the main thread first (see NOTES: numpy race)
+
+from fmnist_app import runs_view as ui  # noqa: E402
+from fmnist_app.common import show_data_error, sidebar_status  # noqa: E402
+
+status = sidebar_status()
 if not status.ok:  # saved runs can still be compared and managed; training cannot happen
     show_data_error(status)
 st.write(

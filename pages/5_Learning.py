@@ -1,13 +1,18 @@
 """How a run learned: learned-at and forgetting, its feature space, its calibration."""
 
-import streamlit as st
-import torch  # noqa: F401 - import torch in the main thread first (see NOTES: numpy race)
+from fmnist_app.shell import page_head
 
-from fmnist_app import confusion as cm
-from fmnist_app import learning_view as ui
-from fmnist_app.common import page_setup, plain, show_data_error
-from fmnist_core import RunError
-from fmnist_core.runs import list_runs
+# First, before torch and this page's modules load: a fresh tab shows the title at once.
+page_head("Learning", ":material/school: How the network learned")
+
+import streamlit as st  # noqa: E402
+import torch  # noqa: E402, F401 - import torch in the main thread first (see NOTES: numpy race)
+
+from fmnist_app import confusion as cm  # noqa: E402
+from fmnist_app import learning_view as ui  # noqa: E402
+from fmnist_app.common import plain, show_data_error, sidebar_status  # noqa: E402
+from fmnist_core import RunError  # noqa: E402
+from fmnist_core.runs import list_runs  # noqa: E402
 
 SECTIONS = {
     "timeline": ":material/timeline: Learning timeline",
@@ -15,7 +20,7 @@ SECTIONS = {
     "calibration": ":material/speed: Calibration",
 }
 
-status = page_setup("Learning", ":material/school: How the network learned")
+status = sidebar_status()
 st.write(
     "Which test images the network learned when, forgot or never learned; how its "
     "penultimate-layer features form clusters epoch by epoch; and whether its confidence "

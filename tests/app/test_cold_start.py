@@ -10,6 +10,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 # Runs the home page in a process where importing torch fails: everything the page draws
@@ -26,7 +28,7 @@ class NoTorch(MetaPathFinder):
 sys.meta_path.insert(0, NoTorch())
 from streamlit.testing.v1 import AppTest
 
-at = AppTest.from_file("streamlit_app.py", default_timeout=60).run()
+at = AppTest.from_file(sys.argv[1], default_timeout=60).run()
 print(json.dumps({
     "titles": [t.value for t in at.title],
     "links": [link.proto.label for link in at.get("page_link")],
@@ -35,12 +37,14 @@ print(json.dumps({
 """
 
 
-def _run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+def _run(code: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True
+    )
 
 
 def test_home_page_draws_its_content_before_torch_is_imported():
-    out = _run(NO_TORCH_HOME)
+    out = _run(NO_TORCH_HOME, "streamlit_app.py")
     assert out.returncode == 0, out.stderr
     page = json.loads(out.stdout.strip().splitlines()[-1])
     assert page["titles"] == [":material/checkroom: Watch a CNN learn Fashion-MNIST"]
@@ -50,6 +54,24 @@ def test_home_page_draws_its_content_before_torch_is_imported():
     # The heavy part did run afterwards, and failed here where torch cannot be imported (the
     # page shows a generic message; the log has the error).
     assert len(page["exceptions"]) == 1 and "torch is blocked by this test" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("page", "title"),
+    [
+        ("pages/1_Train.py", ":material/model_training: Train"),
+        ("pages/2_Confusion_matrix.py", ":material/grid_on: Confusion matrix"),
+        ("pages/3_Sketch.py", ":material/draw: Sketch"),
+        ("pages/4_Runs.py", ":material/table_chart: Runs"),
+        ("pages/5_Learning.py", ":material/school: How the network learned"),
+    ],
+)
+def test_every_page_draws_its_title_before_torch_and_its_modules(page, title):
+    out = _run(NO_TORCH_HOME, page)
+    assert out.returncode == 0, out.stderr
+    drawn = json.loads(out.stdout.strip().splitlines()[-1])
+    assert drawn["titles"] == [title]
+    assert len(drawn["exceptions"]) == 1 and "torch is blocked by this test" in out.stderr
 
 
 def test_the_shell_of_a_page_imports_neither_torch_nor_the_core():
