@@ -104,7 +104,7 @@ def report(rows: list[dict], presets: list[str], variants: list[str], as_json: b
         print(json.dumps({"cpus": os.cpu_count(), "load": os.getloadavg(), "rows": table}))
         return
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end")
-    print(f"{'preset':<7} {'variant':<13} {'train s':>8} {'wall s':>7} {'val acc':>8} "
+    print(f"{'preset':<7} {'variant':<13} {'train s':>8} {'wall s':>7} {'test acc':>8} "
           f"{'time ratio':>13} {'acc diff':>9}   (ratios against {variants[0]})")  # fmt: skip
     for r in table:
         ratio, diff = r["time_ratio"], r["acc_diff_points"]

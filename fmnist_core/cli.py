@@ -238,7 +238,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return _error(exc)
     except OSError as exc:
         return _error(_describe(exc))
-    print(f"exported run {run.id}, epoch {epoch} (val acc {row['val_acc']:.2%}, "
+    print(f"exported run {run.id}, epoch {epoch} (test acc {row['val_acc']:.2%}, "
           f"{status['status']}) to {dest}")  # fmt: skip
     return 0
 

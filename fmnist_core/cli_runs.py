@@ -68,7 +68,7 @@ def print_runs(runs: list[Run], runs_dir: Any, as_json: bool) -> None:
             print(json.dumps(manage.summary(run)))
         return
     usage = manage.disk_usage(runs_dir)
-    print(f"{'run':<36} {'status':<12} {'epochs':>6} {'val acc':>8} {'best':>8} {'size':>9}  name")
+    print(f"{'run':<36} {'status':<12} {'epochs':>6} {'test acc':>8} {'best':>8} {'size':>9}  name")
     for run in runs:
         row = manage.summary(run)
         acc = f"{row['final_val_acc']:.2%}" if row["final_val_acc"] is not None else "-"

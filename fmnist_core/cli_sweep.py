@@ -121,7 +121,7 @@ def _print(result: sweep.SweepResult, as_json: bool) -> None:
         values = ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
         print(f"  {t.run_id or '(no run)':<36} {t.status:<9} {t.epochs:>3} ep  {acc:>7}  {values}")
     if best:
-        print(f"best: run {best.run_id}, val acc {best.val_acc:.2%}")
+        print(f"best: run {best.run_id}, test acc {best.val_acc:.2%}")
 
 
 def _fmt(value: Any) -> str:
