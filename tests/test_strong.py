@@ -122,13 +122,13 @@ def test_benchmark_rejects_unknown_pipelines(bench, capsys):
 
 
 @pytest.mark.learns
-def test_strong_preset_reaches_92_percent(real_data):
-    """The README's claim (92.85% with seed 0 measured here; bf16 kernels and thread counts
-    move it by ~0.3%, hence the margin); CI checks accuracy, not time."""
+def test_strong_preset_reaches_92_5_percent(real_data):
+    """The README's claim (93.16% with seed 0 measured here; bf16 kernels and thread counts
+    move it by ~0.1-0.3%, hence the margin); CI checks accuracy, not time."""
     events = list(train(preset("strong")))
     end = events[-1]
     assert isinstance(end, RunEnd) and end.status == "finished", end
-    assert end.final_val_acc >= 0.92, [round(e.val_acc, 4) for e in epoch_ends(events)]
+    assert end.final_val_acc >= 0.925, [round(e.val_acc, 4) for e in epoch_ends(events)]
 
 
 def test_median_table_takes_each_ratio_within_its_round(bench):
