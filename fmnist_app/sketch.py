@@ -204,7 +204,8 @@ def drawing(value: Any) -> Image.Image | None:
 def canvas(tool: str, stroke: int) -> Image.Image | None:
     """The drawing canvas; its image (None before the first stroke or when it was refused)."""
     # Imported here: the component registers itself, which needs a running Streamlit app.
-    from streamlit_drawable_canvas import st_canvas  # noqa: PLC0415
+    # This st_canvas sends a stroke as soon as it ends (the package's waits 200 ms).
+    from fmnist_app.canvas import st_canvas  # noqa: PLC0415
 
     st.caption("Draw below with the mouse (or a finger). The canvas's toolbar has undo and redo.")
     try:  # the value is checked before the component is created (and could decode it)

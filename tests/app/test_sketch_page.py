@@ -110,6 +110,15 @@ def test_blank_canvas_shows_the_message_and_no_prediction(tiny_env, runs_dir):
     assert not at.metric and not charts(at)
 
 
+def test_the_canvas_is_the_copy_that_sends_a_stroke_at_once(tiny_env):
+    at = open_page()
+    (canvas,) = at.get("bidi_component")
+    assert canvas.proto.component_name == "fmnist.sketch_canvas"
+    assert "Bc = 0, Ar = " in canvas.proto.js_content  # no 200 ms wait (fmnist_app/canvas.py)
+    assert "Bc = 200" not in canvas.proto.js_content
+    assert canvas.proto.html_content and canvas.proto.css_content  # the package's own
+
+
 def test_clear_gives_a_fresh_canvas(tiny_env, runs_dir):
     write_run(runs_dir)
     at = open_page()
