@@ -21,7 +21,15 @@ from fmnist_app.bars import probability_bars
 from fmnist_app.common import plain
 from fmnist_app.explain_view import epochs_panel, explain_panel
 from fmnist_core import CLASSES, Run, RunError, load_run, ood
-from fmnist_core.sketch import EmptySketchError, SketchError, UploadError, predict, prepare
+from fmnist_core.sketch import (
+    EmptySketchError,
+    Prepared,
+    SketchError,
+    UploadError,
+    from_frame,
+    predict,
+    prepare,
+)
 
 EXPLAIN_KEY = "sketch_explain"  # the Draw tab's "what the network sees" switch
 SHOWN_PX = 196  # the model's input is shown enlarged to this width
@@ -64,15 +72,16 @@ class Shown:
     probs: np.ndarray  # (10,)
 
 
-def _other_answer(loaded: Loaded, image: Any, fill: bool, top: int) -> None:
+def _other_answer(loaded: Loaded, prepared: Prepared, top: int) -> None:
     """The active run's answer next to the shown one, when it differs, and why it may."""
     active = loaded.active
     if active is None or loaded.run is None or active.path == loaded.run.path:
         return
     try:
         model = load_model(str(active.path), stamp(active))
-        probs = predict(model, prepare(image, active.config.image_size, fill=fill).tensor)
-    except (RunError, SketchError, UploadError):
+        # The same 28x28 frame, at the active run's input size: prepare() = from_frame(frame).
+        probs = predict(model, from_frame(prepared.preview, active.config.image_size).tensor)
+    except RunError:
         return
     other = int(probs.argmax())
     if other != top:
@@ -121,7 +130,7 @@ def show_answer(key: str, image: Any, loaded: Loaded, fill: bool = True,
             verdict = ":green[:material/check: right]" if top == true_label else ":red[wrong]"
             st.markdown(f"True class: **{CLASSES[true_label]}** ({verdict})")
         elif image is not None:
-            _other_answer(loaded, image, fill, top)
+            _other_answer(loaded, prepared, top)
     st.html(probability_bars(probs.tolist(), CLASSES, true_label))
     return Shown(prepared.tensor, probs)
 

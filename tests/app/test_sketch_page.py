@@ -22,6 +22,7 @@ from fmnist_app import sketch as ui
 from fmnist_app import sketch_result as result
 from fmnist_core import CLASSES, TrainConfig, build_model
 from fmnist_core.runs import RunRecorder
+from fmnist_core.sketch import from_frame, prepare
 from fmnist_core.train import EpochEnd, RunEnd
 
 PAGE = Path(__file__).resolve().parents[2] / "pages" / "3_Sketch.py"
@@ -223,3 +224,14 @@ def test_enlarged_input_is_the_model_tensor():
     assert pixels.shape == (result.SHOWN_PX, result.SHOWN_PX)
     scale = result.SHOWN_PX / 16
     assert pixels[int(3.5 * scale), int(5.5 * scale)] == 255 and pixels.sum() // 255 < scale**2 + 50
+
+
+def test_the_active_runs_answer_reuses_the_frame_at_its_own_size():
+    """_other_answer feeds the active run from_frame(shown frame, its size): the same input as
+    framing the drawing again at that size (what it did before, at twice the cost)."""
+    image = Image.open(io.BytesIO(base64.b64decode(drawing_state()["drawing"]["data"][22:])))
+    shown = prepare(image, 28)
+    for size in (16, 28):
+        again = prepare(image, size).tensor
+        assert torch.equal(from_frame(shown.preview, size).tensor, again)
+        assert again.shape == (1, 1, size, size) and again.max() > 0.5
