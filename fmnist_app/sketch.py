@@ -153,25 +153,30 @@ def drawing(value: Any) -> Image.Image | None:
     return None if url is None else read_data_url(url, (CANVAS_PX, CANVAS_PX))
 
 
-def canvas(tool: str, stroke: int) -> Image.Image | None:
-    """The drawing canvas; its image (None before the first stroke or when it was refused)."""
+def current_drawing() -> tuple[Image.Image | None, str | None]:
+    """(the canvas's drawing, None) from the session state, before the canvas is created; a
+    refused value gives (None, why) and a fresh, empty canvas (the old key drops the value)."""
+    try:  # checked before the component is created (and could decode it)
+        return drawing(st.session_state.get(_canvas_key())), None
+    except UploadError as exc:
+        _clear()
+        return None, plain(exc)
+
+
+def canvas(tool: str, stroke: int, refused: str | None = None) -> None:
+    """The drawing canvas (its drawing: ``current_drawing``)."""
     # Imported here: the component registers itself, which needs a running Streamlit app.
     # This st_canvas sends a stroke as soon as it ends (the package's waits 200 ms).
     from fmnist_app.canvas import st_canvas  # noqa: PLC0415
 
     st.caption("Draw below with the mouse (or a finger). The canvas's toolbar has undo and redo.")
-    try:  # the value is checked before the component is created (and could decode it)
-        image = drawing(st.session_state.get(_canvas_key()))
-    except UploadError as exc:
-        st.error(plain(exc))
-        _clear()  # a fresh, empty canvas: the refused value is dropped with the old key
-        image = None
+    if refused:
+        st.error(refused)
     st_canvas(
         fill_color="rgba(0, 0, 0, 0)", stroke_width=stroke, stroke_color="#FFFFFF",
         background_color="#000000", height=CANVAS_PX, width=CANVAS_PX, drawing_mode=tool,
         return_image_data=True, key=_canvas_key(),
     )  # fmt: skip
-    return image
 
 
 @st.fragment
@@ -181,14 +186,20 @@ def draw_panel(loaded: Loaded) -> None:
     # Side by side where both fit, else the result below (a wrapping row). The row is made in
     # here: made outside, the fragment would be its one child and stack the two.
     with st.container(horizontal=True, gap="large"):
-        with st.container(width=CANVAS_PX + 24):
-            tool, stroke, fill = canvas_controls()
-            image = canvas(tool, stroke)
-        with st.container(width=RESULT_PX):
-            shown = show_answer("draw", image, loaded, fill)
-            # After the answer, and always drawn (a switch not drawn in a run forgets its state).
-            if explain_switch() and shown is not None:
-                show_explanation("draw", loaded, shown)
+        left, right = st.container(width=CANVAS_PX + 24), st.container(width=RESULT_PX)
+    # The answer is written first, into the right column: the browser redraws the page after
+    # each element it receives, so the answer no longer waits for the ~10 elements of the
+    # controls and the canvas. The drawing and "Fill outlines" are read from the session
+    # state, which holds what those widgets return below.
+    image, refused = current_drawing()
+    with right:
+        shown = show_answer("draw", image, loaded, fill_setting())
+        # After the answer, and always drawn (a switch not drawn in a run forgets its state).
+        if explain_switch() and shown is not None:
+            show_explanation("draw", loaded, shown)
+    with left:
+        tool, stroke, _ = canvas_controls()
+        canvas(tool, stroke, refused)
 
 
 def fill_setting() -> bool:
