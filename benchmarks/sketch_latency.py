@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/sketch_latency.py                 # 500 runs, 40 strokes
     .venv/bin/python benchmarks/sketch_latency.py --runs 0 --strokes 20
+    .venv/bin/python benchmarks/sketch_latency.py --explain       # with "Explain the answer" on
 
 Starts the app on a loopback port with a small generated dataset and ``--runs`` made-up runs
 in its runs folder (tests/fake_runs.py: no training), opens the Sketch page in Debian's
@@ -11,8 +12,10 @@ the canvas's ``mouseup`` to the moment the page shows a new
 the framed drawing does; the prediction is written just before it). Both times are read on the
 same clock (``performance.timeOrigin + performance.now()``). Every 6 strokes the canvas is
 cleared (not measured). Prints p50, p95 and max (goal: p95 < 150 ms with 500 runs), split
-into the canvas component's own wait (streamlit-drawable-canvas 0.13 debounces a freehand
-stroke's value by 200 ms before sending it) and the page's part (sent -> shown).
+into the canvas component's part (mouseup -> its value sent: the page's copy of the component,
+fmnist_app/canvas.py, sends at once; the package's own waited 200 ms) and the page's part
+(sent -> shown), and the load average before and after. ``--explain`` turns the Draw tab's
+"Explain the answer" switch on first (Grad-CAM, maps and epochs redrawn after each stroke).
 """
 
 from __future__ import annotations
@@ -119,24 +122,14 @@ def measure(page, strokes: int, seed: int) -> list[tuple[float, float]]:
     return times
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=500, help="made-up runs in the runs folder")
-    parser.add_argument("--strokes", type=int, default=40)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="fmnist-latency-"))
-    data, runs = write_tiny_dataset(root / "data", 2000, 200), root / "runs"
-    runs.mkdir()
-    start = time.perf_counter()
-    for i in range(args.runs):
-        make_run(runs, accs=(0.5, 0.7), seed=i % 7, lr=0.1)
-    print(f"{args.runs} runs written in {time.perf_counter() - start:.0f} s")
-    env = dict(os.environ, FMNIST_DATA_DIR=str(data), FMNIST_RUNS_DIR=str(runs),
-               FMNIST_OFFLINE="1", OMP_NUM_THREADS="1")  # fmt: skip
+def session(app: Path, env: dict, strokes: int, seed: int, explain: bool) -> list:
+    """Start the app in ``app`` (a checkout), open the Sketch page, measure ``strokes``."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(_server_cmd(port), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+    # The checkout's own serve.py: it puts its checkout first on sys.path (its fmnist_* code).
+    cmd = [str(app / Path(a).relative_to(REPO)) if a.endswith("serve.py") else a
+           for a in _server_cmd(port)]  # fmt: skip
+    server = subprocess.Popen(cmd, cwd=app, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.STDOUT)  # fmt: skip
     try:
         wait_until(lambda: healthy(url), 120, "the app to start")
@@ -147,12 +140,18 @@ def main() -> int:
             page = ctx.new_page()
             page.add_init_script(ON_SEND)
             open_page(page, "/Sketch")
-            measure(page, 2, args.seed + 1)  # warm-up: the first answers load the model
-            times = measure(page, args.strokes, args.seed)
+            if explain:
+                main_area(page).get_by_text("Explain the answer").click()
+            measure(page, 2, seed + 1)  # warm-up: the first answers load the model
+            times = measure(page, strokes, seed)
             browser.close()
     finally:
         server.terminate()
         server.wait(timeout=30)
+    return times
+
+
+def report(times: list[tuple[float, float]]) -> None:
     for what, values in (
         ("end of stroke -> new prediction on screen", [t for t, _ in times]),
         ("  of which the canvas's wait before it sends", [s for _, s in times]),
@@ -160,8 +159,42 @@ def main() -> int:
     ):
         print(f"{what}: p50 {statistics.median(values):.0f} ms, "
               f"p95 {np.percentile(values, 95):.0f} ms, max {max(values):.0f} ms")  # fmt: skip
-    print(f"{len(times)} strokes, {args.runs} runs in the runs folder (goal: p95 < 150 ms); "
-          f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=500, help="made-up runs in the runs folder")
+    parser.add_argument("--strokes", type=int, default=40, help="measured strokes per round")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--explain", action="store_true", help='"Explain the answer" on')
+    parser.add_argument("--rounds", type=int, default=1, help="app starts per checkout")
+    parser.add_argument("--compare", type=Path, metavar="DIR",
+                        help="another checkout (e.g. a git archive of a commit), measured too; "
+                        "its rounds alternate with this one's")  # fmt: skip
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="fmnist-latency-"))
+    data, runs = write_tiny_dataset(root / "data", 2000, 200), root / "runs"
+    runs.mkdir()
+    start = time.perf_counter()
+    for i in range(args.runs):
+        make_run(runs, accs=(0.5, 0.7), seed=i % 7, lr=0.1)
+    print(f"{args.runs} runs written in {time.perf_counter() - start:.0f} s")
+    env = dict(os.environ, FMNIST_DATA_DIR=str(data), FMNIST_RUNS_DIR=str(runs),
+               FMNIST_OFFLINE="1", OMP_NUM_THREADS="1")  # fmt: skip
+    load_before = os.getloadavg()[0]
+    apps = [REPO] + ([args.compare.resolve()] if args.compare else [])
+    times: dict[Path, list] = {app: [] for app in apps}
+    for r in range(args.rounds):
+        for app in apps:
+            times[app] += session(app, env, args.strokes, args.seed + 10 * r, args.explain)
+    for app in apps:
+        if len(apps) > 1:
+            print(f"-- {app}")
+        report(times[app])
+    explain = ', "Explain the answer" on' if args.explain else ""
+    load = f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+    print(f"{len(times[REPO])} strokes per checkout, {args.runs} runs in the runs folder{explain} "
+          f"(goal: p95 < 150 ms); {load}")  # fmt: skip
     return 0
 
 

@@ -1,35 +1,35 @@
-"""Streamlit glue of the Sketch page: model picker, canvas controls, and the result panel.
+"""Streamlit glue of the Sketch page: model picker, canvas and its controls, the three tabs.
 
-The page draws, uploads or picks an image; ``show_result`` frames it (fmnist_core.sketch),
-predicts and shows what the model sees, the top class and all 10 probabilities, then what
-the network sees inside and how its answer changed through the epochs (explain_view.py).
+The page draws, uploads or picks an image; sketch_result.py frames it, predicts and shows
+what the model sees, the top class and all 10 probabilities, then what the network sees
+inside and how its answer changed through the epochs (explain_view.py).
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import streamlit as st
 from PIL import Image
-from torch import nn
 
 from fmnist_app.common import TRAIN_PAGE, plain
-from fmnist_app.explain_view import epochs_panel, explain_panel
-from fmnist_core import CLASSES, DataError, Run, RunError, active_run, load_run, ood
-from fmnist_core.plots import probability_figure
+from fmnist_app.sketch_result import (
+    Loaded,
+    explain_switch,
+    load_model,
+    show_answer,
+    show_explanation,
+    show_result,
+    stamp,
+)
+from fmnist_core import DataError, Run, RunError, active_run, load_run, ood
 from fmnist_core.runs import scan_runs
 from fmnist_core.sketch import (
     DEFAULT_MODEL_DIR,
     MAX_UPLOAD_BYTES,
     SKETCH_MODEL_DIR,
-    EmptySketchError,
-    SketchError,
     UploadError,
-    predict,
-    prepare,
     read_data_url,
 )
 from fmnist_core.sketch import dataset_image as load_test_image
@@ -46,38 +46,6 @@ TOOLS = {"freedraw": "Freehand", "line": "Line", "rect": "Rectangle", "circle": 
 # with its tools above it, on an 800 px wide page and under the fold of a 1280x800 screen.
 CANVAS_PX = 320
 RESULT_PX = 560  # the widest the result column gets next to the canvas
-SHOWN_PX = 196  # the model's input is shown enlarged to this width
-EMPTY_MESSAGES = {"draw": "Draw something on the canvas: the prediction appears here."}
-
-
-@dataclass(frozen=True)
-class Loaded:
-    model: nn.Module
-    image_size: int
-    label: str
-    default: bool  # a model shipped with the app
-    run: Run | None = None  # where the model's epochs are (for "through the epochs")
-    limits: dict | None = None  # its out-of-distribution calibration (fmnist_core.ood)
-    active: Run | None = None  # the active run, whose answer is shown too when it differs
-
-
-@st.cache_resource(max_entries=8, show_spinner=False)
-def _load_model(path: str, stamp: float) -> nn.Module:  # stamp: reload when history changes
-    return load_run(path).load_model()
-
-
-def _stamp(run: Run) -> float:
-    try:
-        return (run.path / "history.json").stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def why(run: Run) -> str:
-    """How a model was trained, in the words that explain its answers to drawings."""
-    cfg = run.config
-    seen = "with drawing-like images" if cfg.sketch_augment else "on photos only"
-    return f"trained at {cfg.image_size}x{cfg.image_size} {seen}"
 
 
 def _shipped(folder: Any, title: str) -> dict[str, tuple[Run, bool]]:
@@ -132,28 +100,12 @@ def pick_model() -> Loaded | None:
         st.caption("The model shipped for drawings (it learned from drawing-like versions of the "
                    "training images). Your own runs are in the list.")  # fmt: skip
     try:
-        model = _load_model(str(run.path), _stamp(run))
+        model = load_model(str(run.path), stamp(run))
     except RunError as exc:
         st.error(f"Could not load this model: {plain(exc)}. Pick another one or train a new one.")
         return None
     limits = ood.load(run.path)
     return Loaded(model, run.config.image_size, label, default, run, limits, _active())
-
-
-def _other_answer(loaded: Loaded, image: Any, fill: bool, top: int) -> None:
-    """The active run's answer next to the shown one, when it differs, and why it may."""
-    active = loaded.active
-    if active is None or loaded.run is None or active.path == loaded.run.path:
-        return
-    try:
-        model = _load_model(str(active.path), _stamp(active))
-        probs = predict(model, prepare(image, active.config.image_size, fill=fill).tensor)
-    except (RunError, SketchError, UploadError):
-        return
-    other = int(probs.argmax())
-    if other != top:
-        st.caption(f"Your active run {active.id} says **{CLASSES[other]}** ({probs[other]:.1%}):"
-                   f" it was {why(active)}.")  # fmt: skip
 
 
 def _clear() -> None:
@@ -201,74 +153,30 @@ def drawing(value: Any) -> Image.Image | None:
     return None if url is None else read_data_url(url, (CANVAS_PX, CANVAS_PX))
 
 
-def canvas(tool: str, stroke: int) -> Image.Image | None:
-    """The drawing canvas; its image (None before the first stroke or when it was refused)."""
+def current_drawing() -> tuple[Image.Image | None, str | None]:
+    """(the canvas's drawing, None) from the session state, before the canvas is created; a
+    refused value gives (None, why) and a fresh, empty canvas (the old key drops the value)."""
+    try:  # checked before the component is created (and could decode it)
+        return drawing(st.session_state.get(_canvas_key())), None
+    except UploadError as exc:
+        _clear()
+        return None, plain(exc)
+
+
+def canvas(tool: str, stroke: int, refused: str | None = None) -> None:
+    """The drawing canvas (its drawing: ``current_drawing``)."""
     # Imported here: the component registers itself, which needs a running Streamlit app.
-    from streamlit_drawable_canvas import st_canvas  # noqa: PLC0415
+    # This st_canvas sends a stroke as soon as it ends (the package's waits 200 ms).
+    from fmnist_app.canvas import st_canvas  # noqa: PLC0415
 
     st.caption("Draw below with the mouse (or a finger). The canvas's toolbar has undo and redo.")
-    try:  # the value is checked before the component is created (and could decode it)
-        image = drawing(st.session_state.get(_canvas_key()))
-    except UploadError as exc:
-        st.error(plain(exc))
-        _clear()  # a fresh, empty canvas: the refused value is dropped with the old key
-        image = None
+    if refused:
+        st.error(refused)
     st_canvas(
         fill_color="rgba(0, 0, 0, 0)", stroke_width=stroke, stroke_color="#FFFFFF",
         background_color="#000000", height=CANVAS_PX, width=CANVAS_PX, drawing_mode=tool,
         return_image_data=True, key=_canvas_key(),
     )  # fmt: skip
-    return image
-
-
-def _enlarged(tensor: Any) -> Image.Image:
-    pixels = (tensor.squeeze().clamp(0, 1).mul(255).round().byte().numpy()).astype(np.uint8)
-    return Image.fromarray(pixels).resize((SHOWN_PX, SHOWN_PX), Image.Resampling.NEAREST)
-
-
-def show_result(key: str, image: Any, loaded: Loaded, fill: bool = True,
-                true_label: int | None = None, prepared: Any = None) -> None:  # fmt: skip
-    """Frame ``image`` (or use ``prepared``), predict, and show input, top class and bars.
-
-    ``key`` names this panel's chart (one panel per tab).
-    """
-    try:
-        prepared = prepared or prepare(image, loaded.image_size, fill=fill)
-    except EmptySketchError:
-        st.info(
-            EMPTY_MESSAGES.get(key, "Nothing to classify: the image is one flat colour."),
-            icon=":material/draw:",
-        )
-        return
-    except (SketchError, UploadError) as exc:
-        st.error(plain(exc))
-        return
-    answer = ood.judge(loaded.model, prepared.tensor, loaded.limits)
-    probs, top = answer.probs, answer.top
-    size = loaded.image_size
-    left, right = st.columns([1, 2])
-    with left:
-        st.image(_enlarged(prepared.tensor), caption=f"What the model sees ({size}x{size})")
-    with right:
-        if answer.clothing:
-            st.metric("Prediction", CLASSES[top])
-        else:
-            st.metric("Prediction", "Not clothing?")
-            st.warning(
-                "This does not look like a clothing item to the model "
-                f"(the closest class is {CLASSES[top]}).",
-                icon=":material/help:",
-            )
-        st.badge(f"{probs[top]:.1%} probability of {CLASSES[top]}", color="gray")
-        if true_label is not None:
-            verdict = ":green[:material/check: right]" if top == true_label else ":red[wrong]"
-            st.markdown(f"True class: **{CLASSES[true_label]}** ({verdict})")
-        elif image is not None:
-            _other_answer(loaded, image, fill, top)
-    figure = probability_figure(probs.tolist(), CLASSES, true_label)
-    st.plotly_chart(figure, key=f"sketch_bars_{key}", config={"displayModeBar": False})
-    explain_panel(key, loaded.model, prepared.tensor, probs)
-    epochs_panel(key, loaded.run, prepared.tensor)
 
 
 @st.fragment
@@ -278,11 +186,20 @@ def draw_panel(loaded: Loaded) -> None:
     # Side by side where both fit, else the result below (a wrapping row). The row is made in
     # here: made outside, the fragment would be its one child and stack the two.
     with st.container(horizontal=True, gap="large"):
-        with st.container(width=CANVAS_PX + 24):
-            tool, stroke, fill = canvas_controls()
-            image = canvas(tool, stroke)
-        with st.container(width=RESULT_PX):
-            show_result("draw", image, loaded, fill)
+        left, right = st.container(width=CANVAS_PX + 24), st.container(width=RESULT_PX)
+    # The answer is written first, into the right column: the browser redraws the page after
+    # each element it receives, so the answer no longer waits for the ~10 elements of the
+    # controls and the canvas. The drawing and "Fill outlines" are read from the session
+    # state, which holds what those widgets return below.
+    image, refused = current_drawing()
+    with right:
+        shown = show_answer("draw", image, loaded, fill_setting())
+        # After the answer, and always drawn (a switch not drawn in a run forgets its state).
+        if explain_switch() and shown is not None:
+            show_explanation("draw", loaded, shown)
+    with left:
+        tool, stroke, _ = canvas_controls()
+        canvas(tool, stroke, refused)
 
 
 def fill_setting() -> bool:

@@ -72,32 +72,6 @@ def confusion_figure(
     return fig
 
 
-def probability_figure(
-    probs: list[float], classes: list[str] | tuple[str, ...], true_label: int | None = None
-) -> go.Figure:
-    """Horizontal bars of all class probabilities; the top class is highlighted.
-
-    ``true_label`` (a dataset image's class) is marked in the tick label and outlined.
-    """
-    probs = [float(p) for p in probs]
-    top = max(range(len(probs)), key=probs.__getitem__)
-    names = [f"{c} ✓" if i == true_label else c for i, c in enumerate(classes)]
-    colours = ["#e4572e" if i == top else "#4c78a8" for i in range(len(probs))]
-    outline = [3 if i == true_label else 0 for i in range(len(probs))]
-    bars = go.Bar(
-        x=probs, y=names, orientation="h", marker={"color": colours,
-        "line": {"color": "#2ca02c", "width": outline}}, text=[f"{p:.1%}" for p in probs],
-        textposition="outside", cliponaxis=False, hovertemplate="%{y}: %{x:.2%}<extra></extra>",
-    )  # fmt: skip
-    fig = go.Figure(bars)
-    fig.update_layout(
-        height=340, margin={"l": 10, "r": 40, "t": 10, "b": 10}, showlegend=False,
-        xaxis={"range": [0, 1.15], "tickformat": ".0%", "title": "probability"},
-        yaxis={"autorange": "reversed", "type": "category"},
-    )  # fmt: skip
-    return fig
-
-
 # The Train page's live chart is fmnist_core.live_chart (Vega-Lite: cheaper to update live).
 
 

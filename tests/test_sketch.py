@@ -11,7 +11,6 @@ from PIL import Image, ImageDraw
 
 from fmnist_core import TrainConfig, cli, data, sketch
 from fmnist_core.model import NotebookCNN
-from fmnist_core.plots import probability_figure
 from fmnist_core.runs import RunRecorder, load_run
 from fmnist_core.train import EpochEnd, RunEnd
 
@@ -278,17 +277,6 @@ def test_decompression_bomb_is_refused(monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL's own guard, as for a real bomb
     with pytest.raises(sketch.UploadError, match="too many pixels"):
         sketch.read_upload(png_bytes(Image.new("L", (100, 100))))
-
-
-def test_probability_figure_highlights_the_top_and_the_true_class():
-    probs = [0.02] * 10
-    probs[7], probs[9] = 0.7, 0.14
-    bars = probability_figure(probs, data.CLASSES, true_label=9).data[0]
-    assert list(bars.x) == pytest.approx(probs)
-    assert bars.y[9] == "Ankle boot ✓" and bars.y[7] == "Sneaker"
-    assert [i for i, c in enumerate(bars.marker.color) if c != bars.marker.color[0]] == [7]
-    assert list(bars.marker.line.width) == [0] * 9 + [3]
-    assert bars.text[7] == "70.0%"
 
 
 # ---- the shipped default model ----------------------------------------------------------

@@ -14,7 +14,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from fmnist_app import sketch as ui
-from fmnist_core import TrainConfig, build_model
+from fmnist_app import sketch_result as result
+from fmnist_core import CLASSES, TrainConfig, build_model
 from fmnist_core.runs import RunRecorder
 from fmnist_core.train import EpochEnd, RunEnd
 from tests.app.test_sketch_page import CANVAS, drawing_state, open_page, write_run
@@ -45,13 +46,17 @@ def captions(at: AppTest) -> list[str]:
     return [img.caption for element in at.get("image") for img in element.proto.imgs]
 
 
-def drawn(at: AppTest) -> AppTest:
-    """The test's run picked (the shipped sketch model answers by default), a drawing made."""
+def drawn(at: AppTest, explain: bool = True) -> AppTest:
+    """The test's run picked (the shipped sketch model answers by default), a drawing made;
+    ``explain``: the Draw tab's "what the network sees" switch turned on (it starts off)."""
     picker = at.selectbox(key=ui.MODEL_KEY)
     picker.select(next(o for o in picker.options if o.startswith("Active:"))).run()
     at.session_state[CANVAS] = drawing_state()
     at.run()
     assert not at.exception, at.exception
+    if explain:
+        at.toggle(key=result.EXPLAIN_KEY).set_value(True).run()
+        assert not at.exception, at.exception
     return at
 
 
@@ -68,12 +73,27 @@ def epochs_chart(at: AppTest) -> dict:
     return next(c for c in charts if "each epoch" in c["layout"].get("title", {}).get("text", ""))
 
 
+def test_the_draw_tab_shows_the_panels_on_demand_only(tiny_env, runs_dir):
+    write_epochs_run(runs_dir, epochs=3)
+    at = drawn(open_page(), explain=False)
+    switch = at.toggle(key=result.EXPLAIN_KEY)
+    assert switch.value is False and at.metric  # the answer, without the panels
+    assert not any("What the network sees" in m.value for m in at.markdown)
+    assert not any("Grad-CAM" in c for c in captions(at)) and not at.get("plotly_chart")
+    switch.set_value(True).run()
+    assert any("What the network sees" in m.value for m in at.markdown)
+    assert predicted(at) in CLASSES and epochs_chart(at)["data"][0]["x"] == [1, 2, 3]
+    at.session_state[CANVAS] = drawing_state()  # the next stroke: the switch stays on
+    at.run()
+    assert at.toggle(key=result.EXPLAIN_KEY).value is True and predicted(at) in CLASSES
+
+
 def test_panel_shows_grad_cam_filters_and_every_block(tiny_env, runs_dir):
     write_run(runs_dir)  # notebook CNN, 4 and 8 channels, 16x16
     at = drawn(open_page())
     assert any("What the network sees" in m.value for m in at.markdown)
     shown = captions(at)
-    assert predicted(at) in ui.CLASSES
+    assert predicted(at) in CLASSES
     assert sum("(picked, Grad-CAM)" in c for c in shown) == 1
     assert any(c.startswith("First layer's 4 filters") for c in shown)
     assert "Block 1: 4 maps of 8x8" in shown and "Block 2: 8 maps of 4x4" in shown
@@ -82,11 +102,11 @@ def test_panel_shows_grad_cam_filters_and_every_block(tiny_env, runs_dir):
 def test_why_not_picks_the_class_of_the_second_overlay(tiny_env, runs_dir):
     write_run(runs_dir)
     at = drawn(open_page())
-    top = ui.CLASSES.index(predicted(at))
+    top = CLASSES.index(predicted(at))
     other = (top + 5) % 10
     at.selectbox(key="explain_class_draw").set_value(other).run()
     assert not at.exception, at.exception
-    assert f"Evidence for {ui.CLASSES[other]} (picked, Grad-CAM)" in captions(at)
+    assert f"Evidence for {CLASSES[other]} (picked, Grad-CAM)" in captions(at)
 
 
 def test_epochs_chart_has_a_point_per_epoch_and_the_slider_moves_the_grad_cam(tiny_env, runs_dir):

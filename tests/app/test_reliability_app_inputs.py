@@ -140,7 +140,7 @@ def test_a_rejected_upload_clears_the_previous_prediction(name, blob, message, t
     _upload(at, name, blob)
     assert not at.exception, at.exception
     assert message in _errors(at)
-    assert not at.metric and not at.get("plotly_chart")  # no result left from shirt.png
+    assert not at.metric and not at.get("html")  # no result (nor its bars) left from shirt.png
     assert not any("shirt.png" in c.value for c in at.caption)
 
 

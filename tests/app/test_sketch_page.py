@@ -19,8 +19,10 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 from fmnist_app import sketch as ui
-from fmnist_core import TrainConfig, build_model
+from fmnist_app import sketch_result as result
+from fmnist_core import CLASSES, TrainConfig, build_model
 from fmnist_core.runs import RunRecorder
+from fmnist_core.sketch import from_frame, prepare
 from fmnist_core.train import EpochEnd, RunEnd
 
 PAGE = Path(__file__).resolve().parents[2] / "pages" / "3_Sketch.py"
@@ -70,12 +72,14 @@ def open_page(timeout: float = 60, pick: str | None = None) -> AppTest:
     return at
 
 
-def charts(at: AppTest) -> list:
-    return at.get("plotly_chart")
+def bars(at: AppTest) -> list:
+    """The probability bars shown (fmnist_app/bars.py: one HTML element per answer)."""
+    return [h for h in at.get("html") if "Probability of each class" in h.proto.body]
 
 
-def bar_values(chart) -> list[float]:
-    return json.loads(chart.proto.spec)["data"][0]["x"]
+def bar_values(element) -> list[float]:
+    """The percentages the bars show, in class order."""
+    return [float(p) / 100 for p in re.findall(r">(\d+\.\d)%</span></div>", element.proto.body)]
 
 
 def texts(at: AppTest) -> str:
@@ -91,12 +95,13 @@ def test_injected_drawing_shows_a_prediction_and_the_bar_chart(tiny_env, runs_di
     at.run()
     assert not at.exception, at.exception
     metric = at.metric[0]
-    assert metric.label == "Prediction" and metric.value in (*ui.CLASSES, "Not clothing?")
+    assert metric.label == "Prediction" and metric.value in (*CLASSES, "Not clothing?")
     assert not metric.delta  # no arrow: a probability is not a change
     assert re.search(r"\d+\.\d% probability of ", texts(at)), texts(at)
-    (chart,) = charts(at)
-    values = bar_values(chart)
-    assert len(values) == 10 and abs(sum(values) - 1) < 1e-4
+    (shown,) = bars(at)
+    values = bar_values(shown)
+    assert len(values) == 10 and abs(sum(values) - 1) < 10 * 0.0005  # each rounded to 0.1%
+    assert f"{max(values):.1%} probability of " in texts(at)
     assert "What the model sees (16x16)" in [img.caption for img in at.get("image")[0].proto.imgs]
 
 
@@ -107,7 +112,16 @@ def test_blank_canvas_shows_the_message_and_no_prediction(tiny_env, runs_dir):
     at.run()
     assert not at.exception, at.exception
     assert "Draw something on the canvas" in texts(at)
-    assert not at.metric and not charts(at)
+    assert not at.metric and not bars(at)
+
+
+def test_the_canvas_is_the_copy_that_sends_a_stroke_at_once(tiny_env):
+    at = open_page()
+    (canvas,) = at.get("bidi_component")
+    assert canvas.proto.component_name == "fmnist.sketch_canvas"
+    assert "Bc = 0, Ar = " in canvas.proto.js_content  # no 200 ms wait (fmnist_app/canvas.py)
+    assert "Bc = 200" not in canvas.proto.js_content
+    assert canvas.proto.html_content and canvas.proto.css_content  # the package's own
 
 
 def test_clear_gives_a_fresh_canvas(tiny_env, runs_dir):
@@ -132,7 +146,7 @@ def test_corrupt_upload_is_refused_and_a_good_one_classified(tiny_env, runs_dir)
     image = Image.new("L", (120, 160), 255)  # dark drawing on white paper
     ImageDraw.Draw(image).rectangle((20, 20, 100, 140), outline=0, width=6)
     at.get("file_uploader")[0].upload("bag.png", png(image), "image/png").run()
-    assert not at.error and at.metric and len(charts(at)) == 1
+    assert not at.error and at.metric and len(bars(at)) == 1
 
 
 def test_random_test_image_shows_its_true_class(tiny_env, runs_dir):
@@ -142,8 +156,8 @@ def test_random_test_image_shows_its_true_class(tiny_env, runs_dir):
     assert not at.exception, at.exception
     index = at.session_state[ui.TEST_INDEX_KEY]
     label = (index % 200) % 10  # the tiny test set's labels are index % 10
-    assert f"True class: **{ui.CLASSES[label]}**" in texts(at)
-    assert at.metric and len(charts(at)) == 1
+    assert f"True class: **{CLASSES[label]}**" in texts(at)
+    assert at.metric and len(bars(at)) == 1
 
 
 def test_the_sketch_model_is_the_default_and_any_finished_run_can_be_chosen(tiny_env, runs_dir):
@@ -199,14 +213,25 @@ def test_shipped_models_work_before_any_training(tiny_env):
     at.session_state[CANVAS] = drawing_state()
     at.run()
     assert not at.exception, at.exception
-    assert at.metric and len(charts(at)) == 1
+    assert at.metric and len(bars(at)) == 1
     assert "What the model sees (28x28)" in [img.caption for img in at.get("image")[0].proto.imgs]
 
 
 def test_enlarged_input_is_the_model_tensor():
     tensor = torch.zeros(1, 1, 16, 16)
     tensor[0, 0, 3, 5] = 1.0
-    pixels = np.asarray(ui._enlarged(tensor))
-    assert pixels.shape == (ui.SHOWN_PX, ui.SHOWN_PX)
-    scale = ui.SHOWN_PX / 16
+    pixels = np.asarray(result.enlarged(tensor))
+    assert pixels.shape == (result.SHOWN_PX, result.SHOWN_PX)
+    scale = result.SHOWN_PX / 16
     assert pixels[int(3.5 * scale), int(5.5 * scale)] == 255 and pixels.sum() // 255 < scale**2 + 50
+
+
+def test_the_active_runs_answer_reuses_the_frame_at_its_own_size():
+    """_other_answer feeds the active run from_frame(shown frame, its size): the same input as
+    framing the drawing again at that size (what it did before, at twice the cost)."""
+    image = Image.open(io.BytesIO(base64.b64decode(drawing_state()["drawing"]["data"][22:])))
+    shown = prepare(image, 28)
+    for size in (16, 28):
+        again = prepare(image, size).tensor
+        assert torch.equal(from_frame(shown.preview, size).tensor, again)
+        assert again.shape == (1, 1, size, size) and again.max() > 0.5

@@ -58,6 +58,8 @@ def test_panel_why_not_and_epoch_slider(page: Page, server: Server, active_train
     model_box = main(page).get_by_test_id("stSelectbox").filter(has_text="Model")
     _pick(page, model_box, re.compile(rf"^Active: {active_trained_run}"))
     wait_idle(page)
+    main(page).get_by_text("Explain the answer").click()  # the panels are on demand
+    wait_idle(page)
     draw_on_canvas(page, T_SHIRT)
     captions = main(page).get_by_test_id("stImageCaption")
     expect(main(page).get_by_text("What the network sees")).to_be_visible()

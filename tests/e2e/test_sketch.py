@@ -34,10 +34,13 @@ def canvas_rgba(drawing: Locator) -> np.ndarray:
     return np.array(drawing.evaluate(READ_PIXELS), dtype=np.uint8).reshape(*size, 4)
 
 
-def shown_probs(chart: Locator) -> list[float]:
-    """The bar labels ('12.3%') of the probability chart, top to bottom (= class order)."""
-    expect(chart.locator(".bartext")).to_have_count(len(CLASSES))
-    return [float(t.rstrip("%")) / 100 for t in chart.locator(".bartext").all_text_contents()]
+def shown_probs(bars: Locator) -> list[float]:
+    """The bars' percentages ('12.3%'), top to bottom (= class order); a row's title is
+    'Class: 12.34%' (fmnist_app/bars.py)."""
+    rows = bars.locator("div[title]")
+    expect(rows).to_have_count(len(CLASSES))
+    return [float(t.rsplit(" ", 1)[1].rstrip("%")) / 100
+            for t in rows.evaluate_all("rows => rows.map(r => r.title)")]  # fmt: skip
 
 
 def test_draw_predict_and_clear(page: Page, server: Server, active_trained_run: str) -> None:
@@ -49,13 +52,13 @@ def test_draw_predict_and_clear(page: Page, server: Server, active_trained_run: 
 
     expect(main(page).get_by_text("What the model sees (28x28)")).to_be_visible()
     expect(main(page).get_by_text(EMPTY_MESSAGE)).to_have_count(0)
-    chart = main(page).get_by_test_id("stPlotlyChart").first  # then the epochs chart
-    expect(chart).to_be_visible()
+    bars = main(page).get_by_label("Probability of each class")
+    expect(bars).to_be_visible()
     drawing = main(page).locator("canvas.lower-canvas.dc-canvas")
     tensor = prepare(canvas_rgba(drawing), 28).tensor
     answer = ood.judge(load_run(SKETCH_MODEL_DIR).load_model(), tensor, ood.load(SKETCH_MODEL_DIR))
-    shown = shown_probs(chart)
-    np.testing.assert_allclose(shown, answer.probs, atol=0.0015)  # labels are rounded to 0.1 %
+    shown = shown_probs(bars)
+    np.testing.assert_allclose(shown, answer.probs, atol=0.00015)  # titles: rounded to 0.01 %
     prediction = main(page).get_by_test_id("stMetric")
     words = CLASSES[answer.top] if answer.clothing else "Not clothing?"
     expect(prediction).to_contain_text(f"Prediction{words}")
@@ -65,5 +68,5 @@ def test_draw_predict_and_clear(page: Page, server: Server, active_trained_run: 
     main(page).get_by_role("button", name="Clear").click()
     expect(main(page).get_by_text(EMPTY_MESSAGE)).to_be_visible()
     expect(prediction).to_have_count(0)
-    expect(chart).to_have_count(0)
+    expect(bars).to_have_count(0)
     assert_no_errors(page)
