@@ -145,7 +145,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(runs_dir: Path, log: Path, mode: str) -> tuple[subprocess.Popen, str]:
+def _serve(runs_dir: Path, log: Path, mode: str, root: Path = ROOT) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     cmd = [
         sys.executable,
@@ -163,7 +163,7 @@ def _serve(runs_dir: Path, log: Path, mode: str) -> tuple[subprocess.Popen, str]
         "none",
     ]
     env = {**os.environ, "FMNIST_RUNS_DIR": str(runs_dir), "FMNIST_TRAIN_MODE": mode}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -176,7 +176,9 @@ def _serve(runs_dir: Path, log: Path, mode: str) -> tuple[subprocess.Popen, str]
     raise SystemExit(f"streamlit did not start:\n{log.read_text()[-2000:]}")
 
 
-def run_watched(runs_dir: Path, scratch: Path, preset: str = "seed", mode: str = "process") -> dict:
+def run_watched(
+    runs_dir: Path, scratch: Path, preset: str = "seed", mode: str = "process", root: Path = ROOT
+) -> dict:
     """The preset trained by the server (``mode``: in a child process or a thread) while
     Chromium watches: train_s, the chart's update times, and the CPU seconds (over the watched
     run) of the browser, the server process and the training child (none in thread mode: the
@@ -186,7 +188,7 @@ def run_watched(runs_dir: Path, scratch: Path, preset: str = "seed", mode: str =
     chromium = next((p for p in CHROMIUMS if Path(p).exists()), None)
     if chromium is None:
         raise SystemExit("chromium not installed (apt-get install chromium)")
-    proc, url = _serve(runs_dir, scratch / "server.log", mode)
+    proc, url = _serve(runs_dir, scratch / "server.log", mode, root)
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
@@ -262,8 +264,14 @@ def main(argv: list[str] | None = None) -> int:
         help="the app's training modes to watch, alternated in each round: process (the "
         "default: a child process), thread (FMNIST_TRAIN_MODE=thread), or process,thread",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of the app (e.g. `git worktree add /tmp/base COMMIT`, with its "
+        ".venv and data): its page is watched too, as mode 'baseline', for a before/after",
+    )
     args = parser.parse_args(argv)
-    modes = args.modes.split(",")
+    modes = args.modes.split(",") + (["baseline"] if args.baseline else [])
     cli: list[float] = []
     cli_cpu: list[float] = []
     watched: dict[str, list[dict]] = {m: [] for m in modes}
@@ -274,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
             cli_cpu.append(cpu)
             line = f"round {i + 1}: cli {seconds:.1f} s ({cpu:.1f} CPU s)"
             for mode in modes if i % 2 == 0 else modes[::-1]:
-                w = run_watched(Path(tmp) / f"{mode}-{i}", Path(tmp), args.preset, mode)
+                root = args.baseline.resolve() if mode == "baseline" else ROOT
+                w = run_watched(Path(tmp) / f"{mode}-{i}", Path(tmp), args.preset,
+                                "thread" if mode == "baseline" else mode, root)  # fmt: skip
                 watched[mode].append(w)
                 line += (
                     f"; {mode}: {w['train_s']:.1f} s (ratio {w['train_s'] / seconds:.2f}), "

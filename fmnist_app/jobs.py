@@ -1,4 +1,5 @@
-"""The process-wide training job: one training at a time per server, in a background thread.
+"""The process-wide training job: one training at a time per server, in a child process or a
+background thread.
 
     jobs = job_manager()                 # one JobManager per process (st.cache_resource)
     jobs.start(cfg)                      # JobError with a readable message if it cannot start

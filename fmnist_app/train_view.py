@@ -1,7 +1,7 @@
 """The Train page: the live view of the current (or last) training at the top, the settings
 below it, folded into a one-line summary while a training runs.
 
-The training runs in the server's one background job (fmnist_app.jobs); this page only
+The training runs in the server's one job (fmnist_app.jobs: a child process); this page only
 starts, pauses and stops it and polls its snapshot, so a page switch, a refresh or a second
 tab never stops it. The form itself is fmnist_app.train_form.
 """
