@@ -106,7 +106,7 @@ def progress(snap: JobSnapshot) -> None:
     acc = snap.history[-1]["val_acc"] if snap.history else None
     numbers = [
         f"**{snap.images_per_s:,.0f}** images/s",
-        "**paused**" if snap.paused else f"**{left:.0f} s** left ({note.split(';')[0]})",
+        "**paused**" if snap.paused else f"**{left:.0f} s** left, {note.split(';')[0]}",
         f"**{snap.elapsed_s:.0f} s** elapsed",
         f"test accuracy **{acc:.2%}**" if acc is not None else "test accuracy -",
     ]
