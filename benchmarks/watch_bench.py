@@ -43,16 +43,21 @@ from fmnist_core.runs import list_runs  # noqa: E402
 
 CHROMIUMS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
 RUN_LIMIT_S = 900  # one seed run on a slow, busy machine
-# Every change of the chart's lines or points, with the time it was seen (the page's clock, ms).
+# Every change of the chart's lines or points, with the time it was seen (the page's clock, ms),
+# from the first line drawn on: the empty chart shown while the training process starts and
+# loads its data (several seconds on a busy machine) is no stale chart.
 OBSERVE = """() => {
     window.__updates = [];
     let last = '';
     new MutationObserver(() => {
         const chart = document.querySelector('[data-testid="stVegaLiteChart"]');
         if (!chart) return;
-        const key = Array.from(chart.querySelectorAll('g.role-mark'), g => g.childElementCount
-            + ':' + ((g.querySelector('path') || {getAttribute: () => ''}).getAttribute('d')
-            || '').length).join(',');
+        const d = g => ((g.querySelector('path') || {getAttribute: () => ''})
+            .getAttribute('d') || '').length;
+        const lengths = Array.from(chart.querySelectorAll('g.role-mark'),
+            g => [g.childElementCount, d(g)]);
+        if (!lengths.some(([, n]) => n > 0)) return;
+        const key = lengths.join(',');
         if (key !== last) { last = key; window.__updates.push(performance.now()); }
     }).observe(document.body, {subtree: true, childList: true, attributes: true});
 }"""
