@@ -10,34 +10,15 @@ from __future__ import annotations
 
 import time
 
-import pandas as pd
 import streamlit as st
 
 from fmnist_app import train_form as F
 from fmnist_app.common import CONFUSION_PAGE, page_setup, plain, plural, show_data_error
 from fmnist_app.jobs import JobSnapshot, job_manager
-from fmnist_app.runs_view import SELECTED_KEY
+from fmnist_app.train_chart import chart
 from fmnist_core import load_dataset
 from fmnist_core.config import PRESET_NOTES, PRESETS
-from fmnist_core.live_chart import MAX_PICKED, training_chart
-from fmnist_core.runs import RunError, find_run
 
-EPOCH_COLUMNS = {  # labels and formats for the columns of events.epoch_row
-    "cost": st.column_config.NumberColumn("cost", format="%.2f"),
-    "train_loss": st.column_config.NumberColumn("train loss", format="%.4f"),
-    "train_acc": st.column_config.NumberColumn(
-        "train accuracy",
-        format="percent",
-        help="Running: the epoch's batches as the model classified them while training "
-        "(before each update); empty for runs recorded before it was measured.",
-    ),
-    "val_loss": st.column_config.NumberColumn("test loss", format="%.4f"),
-    "val_acc": st.column_config.NumberColumn("test accuracy", format="percent"),
-    "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
-    "elapsed_s": st.column_config.NumberColumn("elapsed s", format="%.1f"),
-}
-CHART_COLUMNS = ("series", "x", "y")  # training_chart's data rows
-VIEWS = {"plain": "Losses and accuracy", "notebook": "The notebook's view (cost)"}
 TEST_NOTE = (
     "Tested after every epoch on the 10,000 **test** images: the notebook has no "
     'separate validation set, so "test" is what every page calls them.'
@@ -203,57 +184,6 @@ def steady(snap: JobSnapshot) -> JobSnapshot:
     if last is None or news(last[1]) != news(snap) or now - last[0] >= REDRAW_EVERY_S:
         state["train_steady"] = last = (now, snap)
     return last[1]
-
-
-def picked_runs(current: str | None) -> list[tuple[str, list[dict[str, float]]]]:
-    """(name, epoch rows) of the runs picked on the Runs page (this session's), the current
-    run and runs deleted since left out. Read once per selection, not at every poll."""
-    ids = tuple(i for i in st.session_state.get(SELECTED_KEY, []) if i != current)
-    cached = st.session_state.get("train_picked")
-    if cached is None or cached[0] != ids:
-        found = []
-        for run_id in ids:
-            try:
-                run = find_run(run_id)
-            except RunError:
-                continue
-            if run.history:
-                found.append((run.name, list(run.history)))
-        st.session_state["train_picked"] = cached = (ids, found)
-    return cached[1]
-
-
-def chart(snap: JobSnapshot) -> None:
-    view = st.segmented_control(
-        "Chart",
-        list(VIEWS),
-        format_func=VIEWS.get,
-        key="train_view",
-        default="plain",
-        label_visibility="collapsed",
-    )
-    spec, data = training_chart(
-        snap.history,
-        snap.losses,
-        snap.epochs,
-        snap.batches,
-        view=view or "plain",
-        previous=snap.previous,
-        picked=(picked := picked_runs(snap.run_id)),
-    )
-    # Vega-Lite: a poll that changes only the data replaces the dataset in the browser's view,
-    # no redraw from scratch (see fmnist_core.live_chart for what that saves).
-    st.vega_lite_chart(
-        pd.DataFrame(data, columns=CHART_COLUMNS), spec, key="train_chart", width="stretch"
-    )
-    if picked and view != "notebook":
-        names = ", ".join(f"**{plain(name)}**" for name, _ in picked[:MAX_PICKED])
-        more = f" (the first {MAX_PICKED} of {len(picked)})" if len(picked) > MAX_PICKED else ""
-        st.caption(f"Faint, dotted: {names}{more}, picked on the Runs page, for comparison.")
-    elif snap.previous and view != "notebook":
-        st.caption("Grey, dotted: the previous training of this server, for comparison.")
-    if snap.history:
-        st.dataframe(snap.history, hide_index=True, width="stretch", column_config=EPOCH_COLUMNS)
 
 
 def current(was_running: bool) -> JobSnapshot:
