@@ -5,6 +5,7 @@ it by signals. The child inherits the test gate (``FMNIST_TEST_GATE``) that hold
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,16 @@ def gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Gate:
     return Gate.from_env()
 
 
+@pytest.fixture
+def jobs(runs_dir: Path, tiny_env: Path, gate: Gate) -> Iterator[JobManager]:
+    """A process-mode job manager; its child is stopped even when a test fails midway."""
+    manager = JobManager(runs_dir, mode="process")
+    yield manager
+    manager.stop()
+    gate.release()
+    assert manager.join(WAIT)
+
+
 def until(condition, what: str) -> None:
     deadline = time.monotonic() + WAIT
     while not condition():
@@ -32,8 +43,7 @@ def until(condition, what: str) -> None:
         time.sleep(0.05)  # the poll interval of a deadline loop
 
 
-def test_a_child_process_pauses_gets_one_more_epoch_and_finishes(runs_dir, tiny_env, gate):
-    jobs = JobManager(runs_dir, mode="process")
+def test_a_child_process_pauses_gets_one_more_epoch_and_finishes(jobs, runs_dir, gate):
     gate.hold("step", 1)
     assert jobs.start(TINY) is None  # the child names its run once its folder exists
     gate.wait_held(WAIT)
@@ -52,8 +62,7 @@ def test_a_child_process_pauses_gets_one_more_epoch_and_finishes(runs_dir, tiny_
     assert snap.active and runs.find_run(snap.run_id, runs_dir).epochs == [1, 2, 3]
 
 
-def test_a_child_process_stops_and_a_failed_child_is_reported(runs_dir, tiny_env, gate):
-    jobs = JobManager(runs_dir, mode="process")
+def test_a_child_process_stops_and_a_failed_child_is_reported(jobs, gate):
     gate.hold("step", 1)
     jobs.start(TINY)
     gate.wait_held(WAIT)
