@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -42,16 +43,21 @@ from fmnist_core.runs import list_runs  # noqa: E402
 
 CHROMIUMS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
 RUN_LIMIT_S = 900  # one seed run on a slow, busy machine
-# Every change of the chart's lines or points, with the time it was seen (the page's clock, ms).
+# Every change of the chart's lines or points, with the time it was seen (the page's clock, ms),
+# from the first line drawn on: the empty chart shown while the training process starts and
+# loads its data (several seconds on a busy machine) is no stale chart.
 OBSERVE = """() => {
     window.__updates = [];
     let last = '';
     new MutationObserver(() => {
         const chart = document.querySelector('[data-testid="stVegaLiteChart"]');
         if (!chart) return;
-        const key = Array.from(chart.querySelectorAll('g.role-mark'), g => g.childElementCount
-            + ':' + ((g.querySelector('path') || {getAttribute: () => ''}).getAttribute('d')
-            || '').length).join(',');
+        const d = g => ((g.querySelector('path') || {getAttribute: () => ''})
+            .getAttribute('d') || '').length;
+        const lengths = Array.from(chart.querySelectorAll('g.role-mark'),
+            g => [g.childElementCount, d(g)]);
+        if (!lengths.some(([, n]) => n > 0)) return;
+        const key = lengths.join(',');
         if (key !== last) { last = key; window.__updates.push(performance.now()); }
     }).observe(document.body, {subtree: true, childList: true, attributes: true});
 }"""
@@ -71,8 +77,8 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def chromium_pids() -> list[int]:
-    """This process's chromium descendants (the browser watching the page)."""
+def descendants(root: int) -> dict[int, str]:
+    """Every process under ``root`` (Linux /proc), with its command name."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -82,16 +88,26 @@ def chromium_pids() -> list[int]:
                 continue
             ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
             children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], list(children.get(os.getpid(), []))
+    found, todo = {}, list(children.get(root, []))
     while todo:
         pid = todo.pop()
         todo += children.get(pid, [])
         try:
-            if "chrom" in Path(f"/proc/{pid}/comm").read_text():
-                found.append(pid)
+            found[pid] = Path(f"/proc/{pid}/comm").read_text().strip()
         except OSError:
             continue
     return found
+
+
+def chromium_pids() -> list[int]:
+    """This process's chromium descendants (the browser watching the page)."""
+    return [pid for pid, name in descendants(os.getpid()).items() if "chrom" in name]
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of this process's waited-for children (the CLI runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def newest_train_s(runs_dir: Path) -> float:
@@ -104,7 +120,8 @@ def newest_train_s(runs_dir: Path) -> float:
     return state.train_s
 
 
-def run_cli(runs_dir: Path, preset: str = "seed") -> float:
+def run_cli(runs_dir: Path, preset: str = "seed") -> tuple[float, float]:
+    """(train_s, the CLI process's CPU seconds, data loading and start included)."""
     cmd = [
         sys.executable,
         "-m",
@@ -115,6 +132,7 @@ def run_cli(runs_dir: Path, preset: str = "seed") -> float:
         "--runs-dir",
         str(runs_dir),
     ]
+    cpu0 = children_cpu()
     subprocess.run(
         cmd,
         cwd=ROOT,
@@ -123,7 +141,7 @@ def run_cli(runs_dir: Path, preset: str = "seed") -> float:
         stderr=subprocess.DEVNULL,
         timeout=RUN_LIMIT_S,
     )  # its progress line would flood the report
-    return newest_train_s(runs_dir)
+    return newest_train_s(runs_dir), children_cpu() - cpu0
 
 
 def _free_port() -> int:
@@ -132,7 +150,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(runs_dir: Path, log: Path) -> tuple[subprocess.Popen, str]:
+def _serve(runs_dir: Path, log: Path, mode: str, root: Path = ROOT) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     cmd = [
         sys.executable,
@@ -149,8 +167,8 @@ def _serve(runs_dir: Path, log: Path) -> tuple[subprocess.Popen, str]:
         "--server.fileWatcherType",
         "none",
     ]
-    env = {**os.environ, "FMNIST_RUNS_DIR": str(runs_dir)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    env = {**os.environ, "FMNIST_RUNS_DIR": str(runs_dir), "FMNIST_TRAIN_MODE": mode}
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -164,16 +182,18 @@ def _serve(runs_dir: Path, log: Path) -> tuple[subprocess.Popen, str]:
 
 
 def run_watched(
-    runs_dir: Path, scratch: Path, preset: str = "seed"
-) -> tuple[float, list[float], float]:
-    """The seed preset trained by the server while Chromium watches; (train_s, update times,
-    the browser's CPU use in cores: less sensitive to other load than the times)."""
+    runs_dir: Path, scratch: Path, preset: str = "seed", mode: str = "process", root: Path = ROOT
+) -> dict:
+    """The preset trained by the server (``mode``: in a child process or a thread) while
+    Chromium watches: train_s, the chart's update times, and the CPU seconds (over the watched
+    run) of the browser, the server process and the training child (none in thread mode: the
+    server's seconds then include the training's)."""
     from playwright.sync_api import sync_playwright
 
     chromium = next((p for p in CHROMIUMS if Path(p).exists()), None)
     if chromium is None:
         raise SystemExit("chromium not installed (apt-get install chromium)")
-    proc, url = _serve(runs_dir, scratch / "server.log")
+    proc, url = _serve(runs_dir, scratch / "server.log", mode, root)
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
@@ -187,15 +207,36 @@ def run_watched(
             page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=120_000)
             page.evaluate(OBSERVE)
             chromium, t0 = chromium_pids(), time.monotonic()
-            cpu0 = cpu_seconds(chromium)
+            training = list(descendants(proc.pid))  # the child, if any (started by the click)
+            cpu0 = [cpu_seconds(chromium), cpu_seconds([proc.pid]), cpu_seconds(training)]
             page.get_by_test_id("stAlertContentSuccess").wait_for(timeout=RUN_LIMIT_S * 1000)
-            browser_share = (cpu_seconds(chromium) - cpu0) / (time.monotonic() - t0)
+            # The child has exited by now: its seconds are in the server's "children" fields.
+            cpu1 = [cpu_seconds(chromium), cpu_seconds([proc.pid]), children_of(proc.pid)]
+            span = time.monotonic() - t0
             updates = page.evaluate("() => window.__updates")
             browser.close()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    return newest_train_s(runs_dir), [t / 1000 for t in updates], browser_share
+    browser_s, server_s, training_s = (b - a for a, b in zip(cpu0, cpu1, strict=True))
+    return {
+        "train_s": newest_train_s(runs_dir),
+        "updates": [t / 1000 for t in updates],
+        "browser_cpu_s": browser_s,
+        "server_cpu_s": server_s,
+        "training_cpu_s": training_s,
+        "span_s": span,
+    }
+
+
+def children_of(pid: int) -> float:
+    """CPU seconds of the waited-for children of ``pid`` (its stat's cutime + cstime)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[13]) + int(fields[14])) * TICK_S
 
 
 def pick_preset(page, preset: str) -> None:
@@ -209,6 +250,10 @@ def pick_preset(page, preset: str) -> None:
     page.get_by_text(f"in {epochs} epochs").wait_for(timeout=60_000)
 
 
+def _gap(updates: list[float]) -> float:
+    return max((b - a for a, b in zip(updates, updates[1:], strict=False)), default=float("nan"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="CLI + watched pairs (default 3)")
@@ -218,52 +263,75 @@ def main(argv: list[str] | None = None) -> int:
         default="seed",
         help="train this preset instead (e.g. quick: ~1/15 of the work, for a loaded machine)",
     )
+    parser.add_argument(
+        "--modes",
+        default="process",
+        help="the app's training modes to watch, alternated in each round: process (the "
+        "default: a child process), thread (FMNIST_TRAIN_MODE=thread), or process,thread",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of the app (e.g. `git worktree add /tmp/base COMMIT`, with its "
+        ".venv and data): its page is watched too, as mode 'baseline', for a before/after",
+    )
     args = parser.parse_args(argv)
-    cli, watched, rates, gaps, browser = [], [], [], [], []
+    modes = args.modes.split(",") + (["baseline"] if args.baseline else [])
+    cli: list[float] = []
+    cli_cpu: list[float] = []
+    watched: dict[str, list[dict]] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory(prefix="watch-bench-") as tmp:
         for i in range(args.rounds):
-            cli.append(run_cli(Path(tmp) / f"cli-{i}", args.preset))
-            seconds, updates, share = run_watched(
-                Path(tmp) / f"watched-{i}", Path(tmp), args.preset
-            )
-            watched.append(seconds)
-            browser.append(share)
-            rates.append(len(updates) / seconds)
-            gaps.append(
-                max(
-                    (b - a for a, b in zip(updates, updates[1:], strict=False)),
-                    default=float("nan"),
+            seconds, cpu = run_cli(Path(tmp) / f"cli-{i}", args.preset)
+            cli.append(seconds)
+            cli_cpu.append(cpu)
+            line = f"round {i + 1}: cli {seconds:.1f} s ({cpu:.1f} CPU s)"
+            for mode in modes if i % 2 == 0 else modes[::-1]:
+                root = args.baseline.resolve() if mode == "baseline" else ROOT
+                w = run_watched(Path(tmp) / f"{mode}-{i}", Path(tmp), args.preset,
+                                "thread" if mode == "baseline" else mode, root)  # fmt: skip
+                watched[mode].append(w)
+                line += (
+                    f"; {mode}: {w['train_s']:.1f} s (ratio {w['train_s'] / seconds:.2f}), "
+                    f"chart {len(w['updates']) / w['train_s']:.2f}/s, gap "
+                    f"{_gap(w['updates']):.2f} s, CPU s browser {w['browser_cpu_s']:.1f} "
+                    f"server {w['server_cpu_s']:.1f} training {w['training_cpu_s']:.1f}"
                 )
-            )
-            print(
-                f"round {i + 1}: cli {cli[-1]:.1f} s, watched {seconds:.1f} s, chart "
-                f"{rates[-1]:.2f} updates/s, longest gap {gaps[-1]:.2f} s, browser CPU "
-                f"{browser[-1]:.0%} of a core, pair ratio {seconds / cli[-1]:.2f}",
-                file=sys.stderr,
-            )
+            print(line, file=sys.stderr)
     result = {
         "cli_s": statistics.median(cli),
-        "watched_s": statistics.median(watched),
-        "ratio": statistics.median(watched) / statistics.median(cli),
-        "pair_ratio_median": statistics.median(w / c for w, c in zip(watched, cli, strict=True)),
-        "browser_cores": statistics.median(browser),
+        "cli_cpu_s": statistics.median(cli_cpu),
+        "rounds_cli_s": cli,
         "load_average": os.getloadavg(),
-        "updates_per_s": statistics.median(rates),
-        "longest_gap_s": max(gaps),
-        "rounds": {"cli_s": cli, "watched_s": watched},
         "cpus": os.cpu_count(),
     }
+    for mode, runs in watched.items():
+        times = [w["train_s"] for w in runs]
+        result[mode] = {
+            "watched_s": statistics.median(times),
+            "ratio": statistics.median(times) / statistics.median(cli),
+            "pair_ratio_median": statistics.median(w / c for w, c in zip(times, cli, strict=True)),
+            "updates_per_s": statistics.median(len(w["updates"]) / w["train_s"] for w in runs),
+            "longest_gap_s": max(_gap(w["updates"]) for w in runs),
+            **{k: statistics.median(w[k] for w in runs)
+               for k in ("browser_cpu_s", "server_cpu_s", "training_cpu_s", "span_s")},
+            "rounds_watched_s": times,
+        }  # fmt: skip
     if args.json:
         print(json.dumps(result))
-    else:
+        return 0
+    print(
+        f"{args.preset} preset, medians of {args.rounds}: CLI {result['cli_s']:.1f} s "
+        f"({result['cli_cpu_s']:.1f} CPU s); load average {result['load_average'][0]:.1f}"
+    )
+    for mode in modes:
+        r = result[mode]
         print(
-            f"{args.preset} preset: CLI {result['cli_s']:.1f} s, watched "
-            f"{result['watched_s']:.1f} s "
-            f"(medians of {args.rounds}); ratio {result['ratio']:.3f} (median of the pairs' "
-            f"ratios {result['pair_ratio_median']:.3f}); the chart updated "
-            f"{result['updates_per_s']:.2f}/s, longest gap {result['longest_gap_s']:.2f} s; "
-            f"the browser used {result['browser_cores']:.0%} of a core; load average "
-            f"{result['load_average'][0]:.1f}"
+            f"  watched ({mode}): {r['watched_s']:.1f} s, ratio {r['ratio']:.3f} (median of the "
+            f"pairs' ratios {r['pair_ratio_median']:.3f}); chart {r['updates_per_s']:.2f} "
+            f"updates/s, longest gap {r['longest_gap_s']:.2f} s; CPU seconds over "
+            f"{r['span_s']:.0f} s: browser {r['browser_cpu_s']:.1f}, server "
+            f"{r['server_cpu_s']:.1f}, training child {r['training_cpu_s']:.1f}"
         )
     return 0
 

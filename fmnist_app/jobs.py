@@ -1,4 +1,5 @@
-"""The process-wide training job: one training at a time per server, in a background thread.
+"""The process-wide training job: one training at a time per server, in a child process or a
+background thread.
 
     jobs = job_manager()                 # one JobManager per process (st.cache_resource)
     jobs.start(cfg)                      # JobError with a readable message if it cannot start
@@ -19,7 +20,14 @@ With ``processes`` >= 2 the job is a torchrun process group (fmnist_core.launch)
 thread: a thread of this server waits for rank 0 to name its run, then for the group to end;
 the page follows the run through its record exactly as for a thread. Stop sends SIGINT to the
 group; a group that ends without an "end" in its record (a rank died, torchrun failed) is
-reported as failed with the last lines it printed. Pause is a thread job's only.
+reported as failed with the last lines it printed. Pause is a single process's only.
+
+``mode="process"`` (the app's default, ``job_manager()``; ``FMNIST_TRAIN_MODE=thread`` for the
+thread) runs a single-process training the same way, as one ``python -m fmnist_core train``
+child: the server's own threads (page polls, websockets, Tornado) then never hold the GIL the
+training loop waits for at each of its thousands of small torch calls. Pause, resume and one
+more epoch reach it by signals (fmnist_core.control). ``mode="thread"`` (the class's default:
+tests, AppTest) trains in a background thread of this process.
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ from fmnist_core.config import TrainConfig
 from fmnist_core.data import DataError
 from fmnist_core.events import Event, RunEnd
 from fmnist_core.gate import Gate
-from fmnist_core.launch import launch_torchrun
+from fmnist_core.launch import launch
 from fmnist_core.manage import rename
 from fmnist_core.record import MAX_LOSS_POINTS, LossTrace, Replay, end_abandoned
 from fmnist_core.runs import RunError, runs_dir, set_active
@@ -60,6 +68,7 @@ __all__ = [
 ]
 log = logging.getLogger(__name__)
 ACTIVE = ("starting", "running")  # statuses of a job that is still going
+MODE_ENV, MODES = "FMNIST_TRAIN_MODE", ("process", "thread")  # job_manager()'s single trainings
 M_ARENA_MAX, ARENAS = -8, 2  # glibc's mallopt() option and the arenas it allows (see below)
 
 
@@ -135,11 +144,15 @@ class JobManager:
         runs_dir: str | Path | None = None,
         starter: Starter = start_run,
         gate: Gate | None = None,
-        launcher: Launcher = launch_torchrun,
+        launcher: Launcher = launch,
+        mode: str = "thread",
     ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        self.mode = mode  # "process": even a single training runs in a child process
         self._runs_dir = runs_dir  # None: FMNIST_RUNS_DIR or ./runs, read when a run starts
         self._starter = starter
-        self.launcher = launcher  # starts a torchrun group (tests put a fake here)
+        self.launcher = launcher  # starts a child process or torchrun group (tests: a fake)
         self._process: Any = None  # the torchrun group of the current job, if it is one
         self._gate = gate  # tests only: holds a run where a test asks (fmnist_core.gate)
         self._lock = threading.Lock()
@@ -203,8 +216,8 @@ class JobManager:
             self._stop = threading.Event()
             self._go = threading.Event()
             self._go.set()
-        if processes >= 2:
-            return self._start_group(cfg, name, processes, previous)
+        if processes >= 2 or self.mode == "process":
+            return self._start_group(cfg, name, max(1, processes), previous)
         try:
             rec, events = self._starter(cfg, self._runs_dir, self._stop, epochs=self._target)
             if self._gate:
@@ -239,11 +252,14 @@ class JobManager:
                 log.exception("cannot start the torchrun processes")
             with self._lock:
                 self._state = previous
-            raise JobError(f"Cannot start the {processes} torchrun processes: {exc}") from None
+            what = "the training process"
+            if processes > 1:
+                what = f"the {processes} torchrun processes"
+            raise JobError(f"Cannot start {what}: {exc}") from None
         with self._lock:
             self._process = group
             self._thread = threading.Thread(target=self._follow, args=(group, name),
-                                            name="fmnist-torchrun", daemon=True)  # fmt: skip
+                                            name="fmnist-follow", daemon=True)  # fmt: skip
             self._thread.start()
         return None
 
@@ -278,8 +294,9 @@ class JobManager:
         else:
             status = "failed"
             where = f"run {run_id}" if run_id else "the run"
+            procs = "torchrun processes" if self._state.processes > 1 else "training process"
             reason = (
-                f"the torchrun processes ended (exit status {code}) before {where} ended - a "
+                f"the {procs} ended (exit status {code}) before {where} ended - a "
                 f"process died or could not start: {tail or 'no output'}"
             )
             log.error(reason)
@@ -317,6 +334,8 @@ class JobManager:
         with self._lock:
             if not self._state.running or self._state.stopping or self._state.processes > 1:
                 return False
+            if self._process is not None:
+                self._process.pause()
             self._go.clear()
             self._state = replace(self._state, paused=True)
             return True
@@ -326,6 +345,8 @@ class JobManager:
         with self._lock:
             if not self._state.paused:
                 return False
+            if self._process is not None:
+                self._process.resume()
             self._go.set()
             self._state = replace(self._state, paused=False)
             return True
@@ -335,6 +356,8 @@ class JobManager:
         stopping, or it cannot (``JobSnapshot.extend_refusal``; or its last epoch is over).
 
         The loop re-reads the target before every batch and records the new total."""
+        if self.mode == "process":
+            return self._extend_process()
         with self._lock:
             if self._state.extend_refusal or self._target is None:
                 return False
@@ -342,6 +365,22 @@ class JobManager:
             if total is None:
                 return False
             self._state = replace(self._state, epochs=total)
+            return True
+
+    def _extend_process(self) -> bool:
+        """ "One more epoch" for a child process: a signal, taken before the loop pulls its next
+        event (its record then says the new total). Only if it lands after the loop's final
+        decision (a few ms between the last epoch's end and the run's) is it not taken: the
+        run then ends with the epochs it has, as its record says."""
+        snap = self.snapshot()
+        with self._lock:
+            process = self._process
+            if snap.extend_refusal or process is None or process.processes != 1:
+                return False
+            if snap.status != "running":  # no record yet: its signal handlers may not be set
+                return False
+            process.extend()
+            self._state = replace(self._state, epochs=snap.epochs + 1)
             return True
 
     def join(self, timeout: float | None = None) -> bool:
@@ -437,7 +476,8 @@ def job_manager() -> JobManager:
     # the CLI's speed (measured). Python's own threshold-based collection still runs.
     st_config.set_option("runner.postScriptGC", False)
     limit_malloc_arenas()
-    return JobManager(gate=Gate.from_env())
+    mode = os.environ.get(MODE_ENV) or "process"
+    return JobManager(gate=Gate.from_env(), mode=mode)
 
 
 def job_caption(snap: JobSnapshot) -> str | None:

@@ -58,12 +58,12 @@ HELP = {
     "device": "auto picks a CUDA GPU when there is one.",
 }
 FORM_KEY = "train_form"  # the widgets' values, kept across page switches
-RUN_ON = {"thread": "this server (background thread)", "torchrun": "N processes (torchrun)"}
+RUN_ON = {"thread": "one process (default)", "torchrun": "N processes (torchrun)"}
 RUN_ON_HELP = (
-    "A background thread of this server (the default), or one model trained by several "
-    "processes with PyTorch's DistributedDataParallel (torchrun, gloo on the CPU, one GPU "
-    "each on CUDA). The global batch stays the Batch size; each process takes its share. "
-    "On a CPU, processes only pay off with spare cores."
+    "One training process started and followed by this server (the default), or one "
+    "model trained by several processes with PyTorch's DistributedDataParallel (torchrun, "
+    "gloo on the CPU, one GPU each on CUDA). The global batch stays the Batch size; each "
+    "process takes its share. On a CPU, processes only pay off with spare cores."
 )
 NAME_MAX = 100  # fmnist_core.runs.NAME_MAX: a run name's length
 

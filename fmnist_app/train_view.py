@@ -1,7 +1,7 @@
 """The Train page: the live view of the current (or last) training at the top, the settings
 below it, folded into a one-line summary while a training runs.
 
-The training runs in the server's one background job (fmnist_app.jobs); this page only
+The training runs in the server's one job (fmnist_app.jobs: a child process); this page only
 starts, pauses and stops it and polls its snapshot, so a page switch, a refresh or a second
 tab never stops it. The form itself is fmnist_app.train_form.
 """
@@ -10,44 +10,35 @@ from __future__ import annotations
 
 import time
 
-import pandas as pd
 import streamlit as st
 
 from fmnist_app import train_form as F
 from fmnist_app.common import CONFUSION_PAGE, plain, plural, show_data_error, sidebar_status
 from fmnist_app.jobs import JobSnapshot, job_manager
+from fmnist_app.train_chart import chart
 from fmnist_core import load_dataset
 from fmnist_core.config import PRESET_NOTES, PRESETS
-from fmnist_core.live_chart import training_chart
 
-EPOCH_COLUMNS = {  # labels and formats for the columns of events.epoch_row
-    "cost": st.column_config.NumberColumn("cost", format="%.2f"),
-    "train_loss": st.column_config.NumberColumn("train loss", format="%.4f"),
-    "train_acc": st.column_config.NumberColumn(
-        "train accuracy",
-        format="percent",
-        help="Running: the epoch's batches as the model classified them while training "
-        "(before each update); empty for runs recorded before it was measured.",
-    ),
-    "val_loss": st.column_config.NumberColumn("test loss", format="%.4f"),
-    "val_acc": st.column_config.NumberColumn("test accuracy", format="percent"),
-    "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
-    "elapsed_s": st.column_config.NumberColumn("elapsed s", format="%.1f"),
-}
-CHART_COLUMNS = ("series", "x", "y")  # training_chart's data rows
-VIEWS = {"plain": "Losses and accuracy", "notebook": "The notebook's view (cost)"}
 TEST_NOTE = (
     "Tested after every epoch on the 10,000 **test** images: the notebook has no "
     'separate validation set, so "test" is what every page calls them.'
 )
-# A poll every 0.5 s: a new epoch (or pause, stop...) shows within it, the browser tests hold
-# the run and check 1 s. Between such news, progress and batch losses move once a second
-# (``steady``): the other polls send the browser what it already shows. What watching costs
-# the training: benchmarks/watch_bench.py.
-LIVE_POLL_S = 0.5
-# Just under a second: the poll after 1 s is seldom exactly 1.0 s later (at 1.0 a poll at
-# 0.98 s would wait for the next one, 1.5 s after the last redraw).
-REDRAW_EVERY_S = 0.9
+# A poll every 0.8 s: a new epoch (or pause, stop...) shows within it, the browser tests hold
+# the run and check 1 s. Each poll costs the browser (measured on the 2-core machine: ~0.09 of
+# a core for polls alone at 0.5 s, with nothing new to draw), and on 2 cores the training pays
+# for it; 0.8 s keeps the news within 1 s at ~40% less. What watching costs the training, and
+# what else was measured: benchmarks/watch_bench.py and the README.
+LIVE_POLL_S = 0.8
+# Under the poll: a poll seldom comes exactly on time, and one drawn a little early must not
+# wait for the next one (``steady``: the same elements again, between two pieces of news).
+REDRAW_EVERY_S = 0.7
+# While a training runs, this page hides Streamlit's "Running..." indicator (it flickers at
+# every poll) and the progress bar's slide: both cost the browser at every poll, and show
+# nothing the live view does not.
+QUIET_CSS = (
+    "<style>[data-testid=stStatusWidget]{visibility:hidden}"
+    "[data-testid=stProgress] *{transition:none!important}</style>"
+)
 _now = time.monotonic  # the live view's clock (a test sets it)
 BUSY_SHARE = 0.5  # images/s below this share of the run's best: the machine is busy
 
@@ -82,21 +73,25 @@ def eta(snap: JobSnapshot) -> tuple[float, str]:
 
 
 def progress(snap: JobSnapshot) -> None:
+    """One progress bar and one line of numbers: each element costs the browser at every poll
+    (two bars and four st.metric cost ~1/3 of the live view's browser CPU)."""
     if snap.status == "starting" or not snap.epoch:
         st.progress(0.0, text="Preparing the data and the model ...")
         return
     st.progress(
-        snap.batch / snap.batches,
-        text=f"Epoch {snap.epoch}/{snap.epochs}: batch {snap.batch:,}/{snap.batches:,}",
+        snap.progress,
+        text=f"Epoch {snap.epoch}/{snap.epochs}: batch {snap.batch:,}/{snap.batches:,} - "
+        f"Overall: {snap.progress:.0%}",
     )
-    st.progress(snap.progress, text=f"Overall: {snap.progress:.0%}")
     left, note = eta(snap)
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Images/s", f"{snap.images_per_s:,.0f}")
-    m2.metric("Time left", "paused" if snap.paused else f"{left:.0f} s", help=note)
-    m3.metric("Elapsed", f"{snap.elapsed_s:.0f} s")
     acc = snap.history[-1]["val_acc"] if snap.history else None
-    m4.metric("Test accuracy", f"{acc:.2%}" if acc is not None else "-")
+    numbers = [
+        f"**{snap.images_per_s:,.0f}** images/s",
+        "**paused**" if snap.paused else f"**{left:.0f} s** left, {note.split(';')[0]}",
+        f"**{snap.elapsed_s:.0f} s** elapsed",
+        f"test accuracy **{acc:.2%}**" if acc is not None else "test accuracy -",
+    ]
+    st.caption(" · ".join(numbers))
     if "busy" in note:
         st.caption(f":material/speed: {note[note.index('the machine') :].capitalize()}.")
 
@@ -189,34 +184,6 @@ def steady(snap: JobSnapshot) -> JobSnapshot:
     if last is None or news(last[1]) != news(snap) or now - last[0] >= REDRAW_EVERY_S:
         state["train_steady"] = last = (now, snap)
     return last[1]
-
-
-def chart(snap: JobSnapshot) -> None:
-    view = st.segmented_control(
-        "Chart",
-        list(VIEWS),
-        format_func=VIEWS.get,
-        key="train_view",
-        default="plain",
-        label_visibility="collapsed",
-    )
-    spec, data = training_chart(
-        snap.history,
-        snap.losses,
-        snap.epochs,
-        snap.batches,
-        view=view or "plain",
-        previous=snap.previous,
-    )
-    # Vega-Lite: a poll that changes only the data replaces the dataset in the browser's view,
-    # no redraw from scratch (see fmnist_core.live_chart for what that saves).
-    st.vega_lite_chart(
-        pd.DataFrame(data, columns=CHART_COLUMNS), spec, key="train_chart", width="stretch"
-    )
-    if snap.previous:
-        st.caption("Grey, dotted: the previous training of this server, for comparison.")
-    if snap.history:
-        st.dataframe(snap.history, hide_index=True, width="stretch", column_config=EPOCH_COLUMNS)
 
 
 def current(was_running: bool) -> JobSnapshot:
@@ -348,3 +315,5 @@ def main() -> None:
     # Every poll redraws in the browser, which often shares the CPU with the training.
     st.fragment(live, run_every=LIVE_POLL_S if snap.running else None)(snap.running)
     settings(snap, status.ok, n_images)
+    if snap.running:
+        st.html(QUIET_CSS)  # once per page run, outside the polled fragment

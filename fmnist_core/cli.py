@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--run-id-file", type=_folder, metavar="FILE",
                     help="write the new run's id to FILE once its folder exists (for a "
                     "launcher following the run)")  # fmt: skip
+    tr.add_argument("--control-signals", action="store_true",
+                    help="SIGTSTP pauses before the next batch, SIGCONT resumes, SIGUSR1 adds "
+                    "one more epoch (for a launcher: the Train page's buttons)")  # fmt: skip
     ls = _subparser(sub, "runs", "list saved runs (with the disk they use), or manage one")
     ls.add_argument("--runs-dir", type=_folder)
     cli_runs.add_runs_actions(ls, _folder)
@@ -249,7 +252,13 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except C.ConfigError as exc:
         parser.error(str(exc))
     return run_training(
-        cfg, args.data_dir, args.runs_dir, args.json, parser.error, args.run_id_file
+        cfg,
+        args.data_dir,
+        args.runs_dir,
+        args.json,
+        parser.error,
+        args.run_id_file,
+        args.control_signals,
     )
 
 

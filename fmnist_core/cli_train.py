@@ -28,13 +28,14 @@ from typing import Any, NoReturn, TextIO
 from fmnist_core import distributed
 from fmnist_core.atomic import atomic_write_bytes
 from fmnist_core.config import TrainConfig
+from fmnist_core.control import SignalControl
 from fmnist_core.data import DataError, Tensors, load_tensors
 from fmnist_core.distributed import Dist, DistError
 from fmnist_core.events import BatchProgress, EpochEnd, Event, RunEnd, epoch_row
 from fmnist_core.gate import Gate
 from fmnist_core.record import RunRecorder
 from fmnist_core.runs import ACTIVE_FILE, RunError, set_active
-from fmnist_core.train import train
+from fmnist_core.train import EpochTarget, train
 
 USER_STOP = "stopped by the user"
 OUTPUT_CLOSED = "output closed"
@@ -108,11 +109,13 @@ def run_training(
     as_json: bool,
     refuse: Callable[[str], NoReturn],
     run_id_file: str | None = None,
+    control_signals: bool = False,
 ) -> int:
     """Train ``cfg`` into a new run under ``runs_dir``, printing as it goes; the exit status.
     ``refuse`` ends the program for a bad argument (argparse's ``error``: exit status 2).
     ``run_id_file``: where to write the new run's id once its folder exists (a launcher that
-    follows the run, e.g. the app's torchrun jobs)."""
+    follows the run, e.g. the app's torchrun jobs). ``control_signals``: pause, resume and one
+    more epoch by signals (fmnist_core.control; not under torchrun)."""
     try:  # before any run folder exists: a Ctrl-C here exits 130 and leaves nothing
         ctx = distributed.from_env()
         tensors = load_tensors(cfg.image_size, data_dir)
@@ -128,7 +131,14 @@ def run_training(
     try:
         if ctx is not None and not ctx.main:
             return _train_rank(cfg, tensors, stop, ctx)
-        return _train_run(cfg, tensors, stop, runs_dir, as_json, ctx, run_id_file)
+        control = SignalControl() if control_signals and ctx is None else None
+        if control is not None:
+            control.install()
+        try:
+            return _train_run(cfg, tensors, stop, runs_dir, as_json, ctx, run_id_file, control)
+        finally:
+            if control is not None:
+                control.restore()
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -154,6 +164,7 @@ def _train_run(
     as_json: bool,
     ctx: Dist | None = None,
     run_id_file: str | None = None,
+    control: SignalControl | None = None,
 ) -> int:
     try:
         rec = RunRecorder.create(cfg, runs_dir)
@@ -167,7 +178,10 @@ def _train_run(
         print("interrupted before training started; no run was saved", file=sys.stderr)
         return 130
     out = _Output(stop)
-    events = _with_reason(train(cfg, tensors, stop, ctx=ctx), stop)
+    target = EpochTarget(cfg.epochs)
+    events = _with_reason(train(cfg, tensors, stop, ctx=ctx, epochs=target), stop)
+    if control is not None:  # inside the gate: a raise made while held is taken on release
+        events = control.wrap(events, stop, target)
     gate = Gate.from_env()  # tests only: hold the run where a test asks
     if gate is not None:
         rec.batch_interval_s = 0  # a held run shows the batch it is held at

@@ -1,8 +1,10 @@
-"""Start a training as a torchrun process group, for a caller that follows it by its record.
+"""Start a training in processes of its own, for a caller that follows it by its record.
 
     job = launch_torchrun(cfg, processes=2)     # DataError before anything starts
+    job = launch_process(cfg)                    # or: one plain process (no torchrun)
     job.run_id()                                 # None until rank 0 has made the run folder
     job.stop()                                   # SIGINT to the whole group: a clean stop
+    job.pause(); job.resume(); job.extend()      # one process only (fmnist_core.control)
     job.wait(); job.output_tail()                # exit status; what it said at the end
 
 The group runs ``python -m torch.distributed.run --standalone --nproc-per-node N -m
@@ -10,7 +12,9 @@ fmnist_core train ...`` in a session of its own (its own process group), so one 
 reaches torchrun and every rank: each rank's Ctrl-C handler sets its stop flag, the ranks
 agree on it before the next batch (distributed.py) and rank 0 records the run as "stopped";
 torchrun forwards the signal too and waits for the ranks. The app's job manager uses this
-for its "N processes (torchrun)" choice.
+for its "N processes (torchrun)" choice, and ``launch_process`` for every other training:
+then the server's threads never hold the GIL that the training loop needs (see
+fmnist_app.jobs).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from fmnist_core import control
 from fmnist_core.config import PRESETS, SWITCHES, TrainConfig
 from fmnist_core.data import locate
 from fmnist_core.runfiles import runs_dir as resolve_runs_dir
@@ -75,6 +80,26 @@ class ProcessJob:
         """SIGINT to the group (torchrun and every rank): they stop before the next batch."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGINT)
+            if self.processes == 1:  # paused (or stopped by a SIGTSTP before its handler was
+                os.kill(self.proc.pid, signal.SIGCONT)  # set): it wakes up to honour the stop
+
+    def pause(self) -> None:
+        """The training waits before its next batch (one process started with
+        ``--control-signals``: ``launch_process``)."""
+        self._signal(control.PAUSE)
+
+    def resume(self) -> None:
+        self._signal(control.RESUME)
+
+    def extend(self) -> None:
+        """One more epoch (recorded by the run as it takes it)."""
+        self._signal(control.MORE)
+
+    def _signal(self, sig: int) -> None:
+        if self.processes != 1:
+            raise ValueError("only a single training process takes pause and one more epoch")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, sig)
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -103,10 +128,37 @@ def launch_torchrun(
     """Start ``cfg`` on ``processes`` torchrun processes on this machine (gloo on the CPU)."""
     if not 2 <= processes <= MAX_PROCESSES:
         raise ValueError(f"processes must be between 2 and {MAX_PROCESSES}, got {processes}")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc-per-node", str(processes)]  # fmt: skip
+    return _launch(cfg, torchrun, processes, runs_dir, data_dir)
+
+
+def launch_process(
+    cfg: TrainConfig, runs_dir: str | Path | None = None, data_dir: str | Path | None = None
+) -> ProcessJob:
+    """Start ``cfg`` in one process of its own (``python -m fmnist_core train``), which takes
+    pause, resume and one more epoch by signals (``ProcessJob.pause`` ...)."""
+    return _launch(cfg, [sys.executable], 1, runs_dir, data_dir, "--control-signals")
+
+
+def launch(cfg: TrainConfig, processes: int = 1, runs_dir: str | Path | None = None) -> ProcessJob:
+    """One process (``processes`` = 1) or a torchrun group: the app's job manager's launcher."""
+    if processes == 1:
+        return launch_process(cfg, runs_dir)
+    return launch_torchrun(cfg, processes, runs_dir)
+
+
+def _launch(
+    cfg: TrainConfig,
+    runner: list[str],
+    processes: int,
+    runs_dir: str | Path | None,
+    data_dir: str | Path | None,
+    *extra: str,
+) -> ProcessJob:
     locate(data_dir)  # DataError (with how to get the data) before anything starts
-    folder = Path(tempfile.mkdtemp(prefix="fmnist-torchrun-"))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           "--nproc-per-node", str(processes), "-m", "fmnist_core", "train", *train_args(cfg),
+    folder = Path(tempfile.mkdtemp(prefix="fmnist-train-"))
+    cmd = [*runner, "-m", "fmnist_core", "train", *train_args(cfg), *extra,
            "--json", "--run-id-file", str(folder / "run_id"),
            "--runs-dir", str(resolve_runs_dir(runs_dir).resolve())]  # fmt: skip
     if data_dir:

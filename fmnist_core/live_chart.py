@@ -23,11 +23,19 @@ from fmnist_core.plots import smooth
 
 COST_RED, ACC_BLUE, TRAIN_ACC_BLUE = "#d62728", "#1f77b4", "#6baed6"
 TRAIN_ORANGE, PREVIOUS_GREY = "#ff7f0e", "#9e9e9e"
+# Runs picked on the Runs page: colours none of the live lines use (purple, brown, pink, olive).
+PICKED_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22")
+MAX_PICKED = 4  # more faint pairs of lines would bury the live ones (and the legend)
+# The smoothed batch loss is drawn with at most this many points (of the record's up to 400):
+# a third of the points cut the chart's browser CPU by about a quarter, and a smoothed line
+# looks the same.
+LOSS_POINTS = 150
 VIEWS = ("plain", "notebook")
 SOLID, DOTTED = (1, 0), (2, 3)
 HEIGHT = 360
 Rows = list[dict[str, float]] | tuple[dict[str, float], ...]
 Losses = list[tuple[float, float]] | tuple[tuple[float, float], ...]
+Picked = list[tuple[str, Rows]] | tuple[tuple[str, Rows], ...]  # (name, epoch rows) per run
 
 
 @dataclass(frozen=True)
@@ -52,23 +60,41 @@ def _epochs(name: str, rows: Rows, key: str, axis: str, colour: str, **kw) -> Se
     return Series(name, [e for e, _ in kept], [v for _, v in kept], axis, colour, **kw)
 
 
-def _previous(previous: Rows) -> list[Series]:
-    """The previous run's test loss and accuracy, faint and grey: a yardstick, not news."""
+def _faint(label: str, rows: Rows, colour: str) -> list[Series]:
+    """Another run's test loss and accuracy, faint and dotted: a yardstick, not news."""
     faint = {"dash": DOTTED, "width": 2, "opacity": 0.5, "points": False}
     return [
-        _epochs("previous run: test loss", previous, "val_loss", "left", PREVIOUS_GREY, **faint),
-        _epochs("previous run: test accuracy", previous, "val_acc", "right", PREVIOUS_GREY,
-                **faint),
-    ]  # fmt: skip
+        _epochs(f"{label}: test loss", rows, "val_loss", "left", colour, **faint),
+        _epochs(f"{label}: test accuracy", rows, "val_acc", "right", colour, **faint),
+    ]
+
+
+def _compared(previous: Rows, picked: Picked) -> list[Series]:
+    """The runs picked on the Runs page, each in its own faint colour, named as there; else
+    the previous run of this server in grey."""
+    if not picked:
+        return _faint("previous run", previous, PREVIOUS_GREY) if previous else []
+    out, seen = [], set()
+    for i, (name, rows) in enumerate(picked[:MAX_PICKED]):
+        label = name if name not in seen else f"{name} ({i + 1})"  # legend names are keys
+        seen.add(label)
+        out += _faint(label, rows, PICKED_COLOURS[i % len(PICKED_COLOURS)])
+    return out
 
 
 def training_series(
-    history: Rows, losses: Losses = (), batches: int = 0, view: str = "plain", previous: Rows = ()
+    history: Rows,
+    losses: Losses = (),
+    batches: int = 0,
+    view: str = "plain",
+    previous: Rows = (),
+    picked: Picked = (),
 ) -> list[Series]:
     """What the live chart draws, in drawing order.
 
     "plain": the batch loss smoothed, train and test loss (left axis), running train accuracy
-    (dotted) and test accuracy (right), ``previous`` (another run's rows) faintly behind.
+    (dotted) and test accuracy (right), ``previous`` (another run's rows) faintly behind, or
+    instead the ``picked`` runs (name, rows), at most ``MAX_PICKED``, each in its colour.
     "notebook": the notebook's figure, epoch cost (red, the sum of the epoch's batch losses)
     and test accuracy (blue), with the batch losses scaled by ``batches`` into cost units.
     ``losses`` are ``(fractional epoch, batch loss)`` pairs, so the first epoch moves before
@@ -82,9 +108,11 @@ def training_series(
                               "left", COST_RED, width=1, opacity=0.35, points=False))  # fmt: skip
         return [*out, _epochs("cost", history, "cost", "left", COST_RED),
                 _epochs("test accuracy", history, "val_acc", "right", ACC_BLUE)]  # fmt: skip
-    out = _previous(previous) if previous else []
+    out = _compared(previous, picked)
     if losses:
-        out.append(Series("batch loss (smoothed)", xs, smooth([v for _, v in losses], 0.6),
+        keep = _thinned(len(losses))  # smoothed over every point, then thinned
+        ys = smooth([v for _, v in losses], 0.6)
+        out.append(Series("batch loss (smoothed)", [xs[i] for i in keep], [ys[i] for i in keep],
                           "left", TRAIN_ORANGE, width=1, opacity=0.5, points=False))  # fmt: skip
     train_acc = _epochs("train accuracy (running)", history, "train_acc", "right",
                         TRAIN_ACC_BLUE, dash=DOTTED)  # fmt: skip
@@ -95,6 +123,12 @@ def training_series(
         *([train_acc] if train_acc.x or not history else []),  # older runs: not measured
         _epochs("test accuracy", history, "val_acc", "right", ACC_BLUE),
     ]
+
+
+def _thinned(n: int, limit: int = LOSS_POINTS) -> list[int]:
+    """Indices of at most ``limit`` of ``n`` points, evenly spread, the last one included."""
+    step = -(-n // limit)
+    return sorted({*range(n - 1, -1, -step)})
 
 
 def _group(series: list[Series], axis: str, title: str, colour: str) -> dict:
@@ -136,6 +170,7 @@ def training_chart(
     batches: int = 0,
     view: str = "plain",
     previous: Rows = (),
+    picked: Picked = (),
 ) -> tuple[dict, list[dict]]:
     """The live chart: a Vega-Lite spec and its data rows ``{"series", "x", "y"}``.
 
@@ -143,7 +178,7 @@ def training_chart(
     accuracy on the right. Colours, dashes, widths and opacities come from the series, through
     scales whose domains are the series' names (a legend on top).
     """
-    series = training_series(history, losses, batches, view, previous)
+    series = training_series(history, losses, batches, view, previous, picked)
     notebook = view == "notebook"
     last = max([epochs or 1, *(x for s in series for x in s.x)])
     left = ("cost (sum of batch losses)", COST_RED) if notebook else ("loss", "#444444")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 
-from fmnist_app.jobs import JobManager, job_manager
+from fmnist_app.jobs import MODE_ENV, JobManager, job_manager
 from fmnist_core.gate import ENV, Gate
 
 JOB_WAIT = 90  # seconds for a stopped job's thread to end
@@ -24,10 +24,13 @@ def gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
 
 
 @pytest.fixture
-def jobs(tiny_env, gate: Gate) -> Iterator[JobManager]:
+def jobs(tiny_env, gate: Gate, monkeypatch: pytest.MonkeyPatch) -> Iterator[JobManager]:
     """A fresh process-wide job manager (and data status) on the tiny data; stopped after.
 
-    It obeys ``gate``: a test that needs its training still running holds it there."""
+    It obeys ``gate``: a test that needs its training still running holds it there. It trains
+    in a thread of the test's process (the test pace applies; the app's child process is
+    tests/test_jobs_process.py's and the browser tests')."""
+    monkeypatch.setenv(MODE_ENV, "thread")
     st.cache_resource.clear()
     manager = job_manager()
     yield manager

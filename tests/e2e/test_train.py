@@ -28,7 +28,8 @@ MAX_EPOCHS = int(RANGES["epochs"][1])  # a run that is stopped long before its e
 LIVE_EPOCHS = 10
 TRAIL = ("points", "epoch", "step")  # of a live state, in failure messages
 STEPS = -(-N_TRAIN // BATCH)  # per epoch
-RUN_TITLE = re.compile(r"(?:Training|Paused): run (\S+)")
+# A run id starts with its date; "..." stands in until the training process has made its run.
+RUN_TITLE = re.compile(r"(?:Training|Paused): run (\d\S+)")
 FINISH_S = 240  # a whole small run on a loaded machine
 # What the live part of the page shows, read in one go (the fragment redraws every 0.5 s).
 # Elements of the previous redraw stay, marked stale, until the new one replaces them: a new
