@@ -52,3 +52,20 @@ def test_sketch_preset_turns_it_on_and_others_do_not():
     assert PRESETS["sketch"].sketch_augment and PRESETS["sketch"].arch == "bn3"
     assert not any(p.sketch_augment for n, p in PRESETS.items() if n != "sketch")
     assert TrainConfig.from_dict(PRESETS["sketch"].to_dict()) == PRESETS["sketch"]
+
+
+def test_a_dark_line_inside_the_item_is_kept_as_a_line():
+    """A coat's opening: a dark stripe down a bright item is drawn as a seam darker than the
+    fill (filled kinds) or as a bright line inside an empty outline, in about INNER_SHARE of
+    the images; a plain item gets no inner line."""
+    x = square(lo=4, hi=24).repeat(300, 1, 1, 1)
+    x[..., 6:22, 14] = 0.15  # above every mask threshold: still part of the item
+    out = sketchaug._drawn(x, torch.Generator().manual_seed(2))
+    stripe, body = out[:, 0, 14, 14], out[:, 0, 14, 9]
+    seam = (stripe > 0) & (stripe < body - 0.05)
+    drawn_line = (body == 0) & (stripe > 0.5)
+    share = (seam | drawn_line).float().mean().item()
+    assert seam.any() and drawn_line.any()
+    assert abs(share - sketchaug.INNER_SHARE) < 0.1  # 300 draws: ~3 standard deviations
+    plain = sketchaug._drawn(square(lo=4, hi=24).repeat(300, 1, 1, 1), torch.Generator())
+    assert (plain[:, 0, 14, 14] <= plain[:, 0, 14, 9] + 1e-6).all()
