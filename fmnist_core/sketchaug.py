@@ -17,10 +17,10 @@ placket, a pullover's cuffs and hem band: Sobel magnitude inside the silhouette 
 share of the image's largest) drawn as lines: bright on an outline, darker seams on a fill
 (what the Sketch page's framing makes of interior strokes, fmnist_core.sketch). Without them a
 Coat, a Pullover and a Shirt reduce to one silhouette and the model cannot learn the marks a
-person draws to tell them apart. Each is optionally thickened (a dilation: thick pens), then squeezed in width or height (aspect
-0.8-1.25), rotated a little, and re-framed so its longest side spans the frame again, as the
-Sketch page frames a drawing (``reframe``). The other images are left as they are, so the
-model keeps its accuracy on photos.
+person draws to tell them apart. Each is optionally thickened (a dilation: thick pens), then
+squeezed in width or height (aspect 0.8-1.25), rotated a little, and re-framed so its longest
+side spans the frame again, as the Sketch page frames a drawing (``reframe``). The other
+images are left as they are, so the model keeps its accuracy on photos.
 
 Written by hand on batched tensors (max-pool morphology, one ``grid_sample``) rather than with
 a per-image library: a batch of 256 costs ~5 ms on this CPU, under a tenth of its training step.
