@@ -69,3 +69,23 @@ def test_a_dark_line_inside_the_item_is_kept_as_a_line():
     assert abs(share - sketchaug.INNER_SHARE) < 0.1  # 300 draws: ~3 standard deviations
     plain = sketchaug._drawn(square(lo=4, hi=24).repeat(300, 1, 1, 1), torch.Generator())
     assert (plain[:, 0, 14, 14] <= plain[:, 0, 14, 9] + 1e-6).all()
+
+
+def test_holes_of_a_silhouette_are_filled_but_an_open_bay_is_not():
+    ring = square(lo=4, hi=24, level=1.0)
+    ring[..., 10:18, 10:18] = 0  # a dark patch inside the item (a black panel)
+    bay = ring.clone()
+    bay[..., 16:24, 12:16] = 0  # a gap from the patch to the outside: all of it is background
+    filled = sketchaug._fill_holes((ring > 0).float())
+    assert torch.equal(filled, (square(lo=4, hi=24) > 0).float())
+    opened = sketchaug._fill_holes((bay > 0).float())
+    assert opened[0, 0, 20, 13] == 0 and opened[0, 0, 12, 12] == 0 and opened[0, 0, 12, 6] == 1
+
+
+def test_a_keystone_widens_the_bottom_and_narrows_the_top():
+    x = square(lo=4, hi=24, level=1.0)
+    identity = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    out = sketchaug._affine(x, identity, torch.tensor([0.25]))[0, 0] > 0.5
+    top, bottom = out[5].sum().item(), out[22].sum().item()
+    assert bottom > 20 > top  # 20 px wide before; +-25% scaled by the height
+    assert torch.equal(sketchaug._affine(x, identity), x)
