@@ -15,9 +15,8 @@ thickness. So each image, with probability ``SHARE``, is replaced by one of:
 
 and, for half of them, the photo's strong inner edges (a coat's opening, a shirt's collar and
 placket, a pullover's cuffs and hem band: Sobel magnitude inside the silhouette above a random
-share of the image's largest; none where they cover over BUSY_SHARE of it: a print) drawn
-as lines: bright on an outline, darker seams on a fill (what the Sketch page's framing makes
-of interior strokes, fmnist_core.sketch). Without them a
+share of the image's largest) drawn as lines: bright on an outline, darker seams on a fill
+(what the Sketch page's framing makes of interior strokes, fmnist_core.sketch). Without them a
 Coat, a Pullover and a Shirt reduce to one silhouette and the model cannot learn the marks a
 person draws to tell them apart. Each is optionally thickened (a dilation: thick pens), then
 reshaped: aspect 0.8-1.5 (people draw items wider than the photos show them), a keystone
@@ -41,7 +40,6 @@ from fmnist_core.threads import one_thread
 SHARE = 0.5  # of the training images made drawing-like in each batch
 FLAT, OUTLINE, OUTLINE_FILL = 0, 1, 2  # the drawing-like kinds, picked with equal odds
 FILL_SHARE = 0.5  # ... whose silhouette has its holes filled (else a bag's handle stays open)
-BUSY_SHARE = 0.2  # inner edges over this share of the item: a print, dropped
 INNER_SHARE = 0.5  # of the drawing-like images that keep the photo's inner edges as lines
 SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]).view(1, 1, 3, 3)
 
@@ -92,11 +90,7 @@ def _inner_edges(x: torch.Tensor, mask: torch.Tensor, gen: torch.Generator) -> t
     grad = torch.sqrt(gx**2 + gy**2) * inside
     top = grad.amax((2, 3), keepdim=True).clamp(min=1e-6)
     edges = (grad > _uniform(b, 0.3, 0.6, gen).view(b, 1, 1, 1) * top).float()
-    edges = _erode(_dilate(edges, 3), 3) * inside
-    # a print or a check is not what a hand draws, and the Sketch page's framing makes dense
-    # interior lines one flat fill (SCRIBBLE_SHARE): the same here
-    busy = edges.sum((1, 2, 3)) > BUSY_SHARE * inside.sum((1, 2, 3))
-    return torch.where(busy.view(b, 1, 1, 1), torch.zeros_like(edges), edges)
+    return _erode(_dilate(edges, 3), 3) * inside
 
 
 def _drawn(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -89,15 +89,3 @@ def test_a_keystone_widens_the_bottom_and_narrows_the_top():
     top, bottom = out[5].sum().item(), out[22].sum().item()
     assert bottom > 20 > top  # 20 px wide before; +-25% scaled by the height
     assert torch.equal(sketchaug._affine(x, identity), x)
-
-
-def test_a_printed_or_checked_item_gets_no_inner_lines():
-    checked = square(lo=4, hi=24).repeat(50, 1, 1, 1)
-    checked[..., 4:24:3, 4:24] = 0.2  # a check: lines every 3 px both ways
-    checked[..., 4:24, 4:24:3] = 0.2
-    mask = (checked > 0.05).float()
-    gen = torch.Generator().manual_seed(3)
-    assert sketchaug._inner_edges(checked, mask, gen).sum() == 0
-    zip_line = square(lo=4, hi=24).repeat(50, 1, 1, 1)
-    zip_line[..., 6:22, 14] = 0.15
-    assert (sketchaug._inner_edges(zip_line, mask, gen).sum((1, 2, 3)) > 0).all()
