@@ -1,6 +1,6 @@
 """A fixed set of synthetic mouse drawings of all ten classes, rendered as the canvas sends them.
 
-    drawings = sketch_set("test")       # list[Drawing]: 24 per class, seed 17, the benchmark's
+    drawings = sketch_set("test")       # list[Drawing]: 24 per class, seeds (17, class): the bench
     drawings = sketch_set("dev")        # another seed and other templates/styles: for choices
     drawings[0].image                   # uint8 (320, 320, 4): opaque black, white strokes
 
