@@ -184,7 +184,7 @@ PRESETS: dict[str, TrainConfig] = {
     "seed": TrainConfig(name="seed"),
     # A one-minute look at learning: 1/10 of the data, 3 epochs.
     "quick": TrainConfig(name="quick", epochs=3, train_subset=6000),
-    # ~93.1% test accuracy (seeds 0, 1) in ~2.3x the notebook pipeline's time, 2-core CPU
+    # ~93.1% test accuracy (seeds 0, 1) in ~2.4-2.7x the notebook pipeline's time, 2-core CPU
     # (README: Presets, what was tried). 28x28 input, 3 conv blocks with batch-norm (pool
     # first: fast on CPUs), narrow first block (16: a 3x3 filter of one channel has only 9
     # weights) and wide last two (96, 192: at 14x14 and 7x7 they cost little), SGD + Nesterov
@@ -235,7 +235,7 @@ PRESETS: dict[str, TrainConfig] = {
 PRESET_NOTES: dict[str, str] = {
     "seed": "the classic notebook exactly: 86.65% test accuracy in ~15 s on a 2-core CPU",
     "quick": "a first look: 6,000 images, 3 epochs: ~71% in ~3 s",
-    "strong": "the best here: ~93.1% (seeds 0 and 1) in ~2.3x the notebook's time on a "
+    "strong": "the best here: ~93.1% (seeds 0 and 1) in ~2.4-2.7x the notebook's time on a "
     "2-core CPU with native bf16 (AVX512-BF16/AMX; about 1.5-2x longer without)",
     "sketch": "recognises drawings as well as photos (the Sketch page's default model); "
     "measured figures in the README",
