@@ -49,18 +49,24 @@ RUN_LIMIT_S = 900  # one seed run on a slow, busy machine
 OBSERVE = """() => {
     window.__updates = [];
     let last = '';
+    const d = p => ((p || {getAttribute: () => ''}).getAttribute('d') || '').length;
     new MutationObserver(() => {
-        const chart = document.querySelector('[data-testid="stVegaLiteChart"]');
+        // The live view the browser draws (fmnist_app.live_feed), or a Vega-Lite chart
+        // (FMNIST_LIVE_VIEW=server).
+        const live = document.querySelector('.fm-live .fm-chart');
+        const chart = live || document.querySelector('[data-testid="stVegaLiteChart"]');
         if (!chart) return;
-        const d = g => ((g.querySelector('path') || {getAttribute: () => ''})
-            .getAttribute('d') || '').length;
-        const lengths = Array.from(chart.querySelectorAll('g.role-mark'),
-            g => [g.childElementCount, d(g)]);
+        const lengths = live
+            ? Array.from(live.querySelectorAll('path.fm-line, g.fm-points'),
+                e => [e.childElementCount, d(e)])
+            : Array.from(chart.querySelectorAll('g.role-mark'),
+                g => [g.childElementCount, d(g.querySelector('path'))]);
         if (!lengths.some(([, n]) => n > 0)) return;
         const key = lengths.join(',');
         if (key !== last) { last = key; window.__updates.push(performance.now()); }
     }).observe(document.body, {subtree: true, childList: true, attributes: true});
 }"""
+LIVE_CHART = '.fm-live .fm-chart, [data-testid="stVegaLiteChart"]'
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 
 
@@ -204,7 +210,7 @@ def run_watched(
             if preset != "seed":  # the page starts on the seed preset
                 pick_preset(page, preset)
             page.get_by_role("button", name="Train", exact=True).click()
-            page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=120_000)
+            page.wait_for_selector(LIVE_CHART, timeout=120_000)
             page.evaluate(OBSERVE)
             chromium, t0 = chromium_pids(), time.monotonic()
             training = list(descendants(proc.pid))  # the child, if any (started by the click)

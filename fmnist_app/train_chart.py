@@ -12,6 +12,7 @@ import streamlit as st
 
 from fmnist_app.common import plain
 from fmnist_app.jobs import JobSnapshot
+from fmnist_app.live_feed import live_feed
 from fmnist_app.runs_view import SELECTED_KEY
 from fmnist_core.live_chart import MAX_PICKED, training_chart
 from fmnist_core.runs import RunError, find_run
@@ -52,7 +53,10 @@ def picked_runs(current: str | None) -> list[tuple[str, list[dict[str, float]]]]
     return cached[1]
 
 
-def chart(snap: JobSnapshot) -> None:
+def chart(snap: JobSnapshot, browser: bool = False) -> None:
+    """The view switch, the chart, its caption and the epoch table; with ``browser`` (a
+    running run whose id is known) the browser draws the progress, chart and table itself
+    from the run's record (fmnist_app.live_feed)."""
     view = st.segmented_control(
         "Chart",
         list(VIEWS),
@@ -61,6 +65,11 @@ def chart(snap: JobSnapshot) -> None:
         default="plain",
         label_visibility="collapsed",
     )
+    picked = picked_runs(snap.run_id)
+    if browser:
+        live_feed(snap, view or "plain", picked)
+        compared(snap, view, picked)
+        return
     spec, data = training_chart(
         snap.history,
         snap.losses,
@@ -68,18 +77,23 @@ def chart(snap: JobSnapshot) -> None:
         snap.batches,
         view=view or "plain",
         previous=snap.previous,
-        picked=(picked := picked_runs(snap.run_id)),
+        picked=picked,
     )
     # Vega-Lite: a poll that changes only the data replaces the dataset in the browser's view,
     # no redraw from scratch (see fmnist_core.live_chart for what that saves).
     st.vega_lite_chart(
         pd.DataFrame(data, columns=CHART_COLUMNS), spec, key="train_chart", width="stretch"
     )
+    compared(snap, view, picked)
+    if snap.history:
+        st.dataframe(snap.history, hide_index=True, width="stretch", column_config=EPOCH_COLUMNS)
+
+
+def compared(snap: JobSnapshot, view: str | None, picked: list) -> None:
+    """What the faint lines are."""
     if picked and view != "notebook":
         names = ", ".join(f"**{plain(name)}**" for name, _ in picked[:MAX_PICKED])
         more = f" (the first {MAX_PICKED} of {len(picked)})" if len(picked) > MAX_PICKED else ""
         st.caption(f"Faint, dotted: {names}{more}, picked on the Runs page, for comparison.")
     elif snap.previous and view != "notebook":
         st.caption("Grey, dotted: the previous training of this server, for comparison.")
-    if snap.history:
-        st.dataframe(snap.history, hide_index=True, width="stretch", column_config=EPOCH_COLUMNS)

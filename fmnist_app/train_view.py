@@ -15,6 +15,7 @@ import streamlit as st
 from fmnist_app import train_form as F
 from fmnist_app.common import CONFUSION_PAGE, plain, plural, show_data_error, sidebar_status
 from fmnist_app.jobs import JobSnapshot, job_manager
+from fmnist_app.live_feed import BUSY_SHARE, in_browser
 from fmnist_app.train_chart import chart
 from fmnist_core import load_dataset
 from fmnist_core.config import PRESET_NOTES, PRESETS
@@ -29,6 +30,11 @@ TEST_NOTE = (
 # for it; 0.8 s keeps the news within 1 s at ~40% less. What watching costs the training, and
 # what else was measured: benchmarks/watch_bench.py and the README.
 LIVE_POLL_S = 0.8
+# Once the run has its id the browser draws the live view from the run's record by itself
+# (fmnist_app.live_feed) and asks for a rerun when the run ends; the page then polls only for
+# what the record cannot say (a training process that died without a word, another tab's
+# Pause or Stop), at this pace.
+SAFETY_POLL_S = 10.0
 # Under the poll: a poll seldom comes exactly on time, and one drawn a little early must not
 # wait for the next one (``steady``: the same elements again, between two pieces of news).
 REDRAW_EVERY_S = 0.7
@@ -40,7 +46,6 @@ QUIET_CSS = (
     "[data-testid=stProgress] *{transition:none!important}</style>"
 )
 _now = time.monotonic  # the live view's clock (a test sets it)
-BUSY_SHARE = 0.5  # images/s below this share of the run's best: the machine is busy
 
 
 def eta(snap: JobSnapshot) -> tuple[float, str]:
@@ -193,9 +198,20 @@ def current(was_running: bool) -> JobSnapshot:
     return snap
 
 
-def live(was_running: bool) -> None:
-    """Status, buttons, progress, chart and table of the current or last training."""
+def browser_draws(snap: JobSnapshot) -> bool:
+    """Whether the browser draws this snapshot's progress and chart (fmnist_app.live_feed)."""
+    return in_browser() and snap.running and bool(snap.run_id)
+
+
+def live(was_running: bool, fast: bool = False) -> None:
+    """Status, buttons, progress, chart and table of the current or last training.
+
+    ``fast``: polled at ``LIVE_POLL_S`` (the server draws the progress); once the browser can
+    draw it, the whole page runs again to poll at ``SAFETY_POLL_S`` instead."""
     snap = steady(current(was_running))
+    browser = browser_draws(snap)
+    if fast and browser:
+        st.rerun()
     if snap.config is None:
         st.info(
             "No training in this server yet: pick a preset and click **Train**.",
@@ -211,10 +227,11 @@ def live(was_running: bool) -> None:
     st.caption(F.describe(cfg) + where)
     if snap.running:
         buttons(snap)
-        progress(snap)
+        if not browser:
+            progress(snap)
     else:
         outcome(snap)
-    chart(snap)
+    chart(snap, browser)
 
 
 def preset_picker() -> None:
@@ -313,7 +330,9 @@ def main() -> None:
     if err := st.session_state.pop("train_error", None):
         st.error(err, icon=":material/error:")
     # Every poll redraws in the browser, which often shares the CPU with the training.
-    st.fragment(live, run_every=LIVE_POLL_S if snap.running else None)(snap.running)
+    fast = snap.running and not browser_draws(snap)
+    poll = (LIVE_POLL_S if fast else SAFETY_POLL_S) if snap.running else None
+    st.fragment(live, run_every=poll)(snap.running, fast)
     settings(snap, status.ok, n_images)
     if snap.running:
         st.html(QUIET_CSS)  # once per page run, outside the polled fragment

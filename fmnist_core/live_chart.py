@@ -17,9 +17,11 @@ end included, changes the data alone (the accuracy axis zooms by itself).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+from fmnist_core.events import EPOCH_ROW_KEYS
 from fmnist_core.plots import smooth
+from fmnist_core.record import MAX_LOSS_POINTS
 
 COST_RED, ACC_BLUE, TRAIN_ACC_BLUE = "#d62728", "#1f77b4", "#6baed6"
 TRAIN_ORANGE, PREVIOUS_GREY = "#ff7f0e", "#9e9e9e"
@@ -30,6 +32,7 @@ MAX_PICKED = 4  # more faint pairs of lines would bury the live ones (and the le
 # a third of the points cut the chart's browser CPU by about a quarter, and a smoothed line
 # looks the same.
 LOSS_POINTS = 150
+SMOOTHING = 0.6  # the batch loss's (plots.smooth)
 VIEWS = ("plain", "notebook")
 SOLID, DOTTED = (1, 0), (2, 3)
 HEIGHT = 360
@@ -51,18 +54,25 @@ class Series:
     width: float = 3
     opacity: float = 1.0
     points: bool = True  # one marker per epoch
+    # Where a live line's points come from, for a chart drawn in the browser from the run's
+    # record (live_layout): "losses" (the batch losses, times ``scale``, smoothed by
+    # ``smoothing``) or an epoch row's key; "" for a line whose points are all given.
+    source: str = ""
+    scale: float = 1.0
+    smoothing: float = 0.0
 
 
 def _epochs(name: str, rows: Rows, key: str, axis: str, colour: str, **kw) -> Series:
     """One point per epoch that has ``key`` (a run older than a key lacks it: None)."""
     kept = [(row["epoch"], row.get(key)) for row in rows]
     kept = [(e, v) for e, v in kept if v is not None]
+    kw.setdefault("source", key)
     return Series(name, [e for e, _ in kept], [v for _, v in kept], axis, colour, **kw)
 
 
 def _faint(label: str, rows: Rows, colour: str) -> list[Series]:
     """Another run's test loss and accuracy, faint and dotted: a yardstick, not news."""
-    faint = {"dash": DOTTED, "width": 2, "opacity": 0.5, "points": False}
+    faint = {"dash": DOTTED, "width": 2, "opacity": 0.5, "points": False, "source": ""}
     return [
         _epochs(f"{label}: test loss", rows, "val_loss", "left", colour, **faint),
         _epochs(f"{label}: test accuracy", rows, "val_acc", "right", colour, **faint),
@@ -105,15 +115,17 @@ def training_series(
         out = []
         if losses and batches:
             out.append(Series(f"batch loss × {batches}", xs, [v * batches for _, v in losses],
-                              "left", COST_RED, width=1, opacity=0.35, points=False))  # fmt: skip
+                              "left", COST_RED, width=1, opacity=0.35, points=False,
+                              source="losses", scale=batches))  # fmt: skip
         return [*out, _epochs("cost", history, "cost", "left", COST_RED),
                 _epochs("test accuracy", history, "val_acc", "right", ACC_BLUE)]  # fmt: skip
     out = _compared(previous, picked)
     if losses:
         keep = _thinned(len(losses))  # smoothed over every point, then thinned
-        ys = smooth([v for _, v in losses], 0.6)
+        ys = smooth([v for _, v in losses], SMOOTHING)
         out.append(Series("batch loss (smoothed)", [xs[i] for i in keep], [ys[i] for i in keep],
-                          "left", TRAIN_ORANGE, width=1, opacity=0.5, points=False))  # fmt: skip
+                          "left", TRAIN_ORANGE, width=1, opacity=0.5, points=False,
+                          source="losses", smoothing=SMOOTHING))  # fmt: skip
     train_acc = _epochs("train accuracy (running)", history, "train_acc", "right",
                         TRAIN_ACC_BLUE, dash=DOTTED)  # fmt: skip
     return [
@@ -123,6 +135,30 @@ def training_series(
         *([train_acc] if train_acc.x or not history else []),  # older runs: not measured
         _epochs("test accuracy", history, "val_acc", "right", ACC_BLUE),
     ]
+
+
+def axis_titles(view: str) -> dict[str, tuple[str, str]]:
+    """Each y axis's title and colour."""
+    notebook = view == "notebook"
+    left = ("cost (sum of batch losses)", COST_RED) if notebook else ("loss", "#444444")
+    return {"left": left, "right": ("test accuracy" if notebook else "accuracy", ACC_BLUE)}
+
+
+def live_layout(view: str, batches: int, previous: Rows = (), picked: Picked = ()) -> dict:
+    """The live chart for a browser that draws it from the run's record itself
+    (fmnist_app.live_feed): every line ``training_series`` draws, in its order and style; the
+    compared runs' lines with their points, the live ones with only where their points come
+    from (``source``, ``scale``, ``smoothing``), as the training has not made them yet."""
+    probe = {key: 0.0 for key in EPOCH_ROW_KEYS} | {"epoch": 1}
+    lines = []
+    for s in training_series([probe], [(0.0, 0.0)], batches, view, previous, picked):
+        line = asdict(s)
+        line["dash"] = list(s.dash)
+        if s.source:
+            line["x"], line["y"] = [], []
+        lines.append(line)
+    return {"lines": lines, "axes": axis_titles(view), "loss_points": LOSS_POINTS,
+            "trace_limit": MAX_LOSS_POINTS, "height": HEIGHT}  # fmt: skip
 
 
 def _thinned(n: int, limit: int = LOSS_POINTS) -> list[int]:
@@ -179,9 +215,8 @@ def training_chart(
     scales whose domains are the series' names (a legend on top).
     """
     series = training_series(history, losses, batches, view, previous, picked)
-    notebook = view == "notebook"
     last = max([epochs or 1, *(x for s in series for x in s.x)])
-    left = ("cost (sum of batch losses)", COST_RED) if notebook else ("loss", "#444444")
+    titles = axis_titles(view)
     names = [s.name for s in series]
 
     def scale(values: list) -> dict:
@@ -207,8 +242,8 @@ def training_chart(
                         "format": ".2f"}, {"field": "y", "title": "value", "format": ".4f"}],
         },
         "layer": [
-            _group(series, "left", left[0], left[1]),
-            _group(series, "right", "test accuracy" if notebook else "accuracy", ACC_BLUE),
+            _group(series, "left", *titles["left"]),
+            _group(series, "right", *titles["right"]),
         ],
         "resolve": {"scale": {"y": "independent"}},
     }  # fmt: skip

@@ -101,7 +101,8 @@ def main() -> None:
                 if train.is_enabled():  # the first width starts it; it stays held for the next
                     train.click()
                 gate.wait_held()
-                page.get_by_test_id("stVegaLiteChart").locator("g.role-mark").first.wait_for()
+                # The live view the browser draws (fmnist_app.live_feed), its epochs' points in.
+                page.locator(".fm-live .fm-points circle").first.wait_for()
                 page.wait_for_function(DRAWN)
                 page.wait_for_timeout(SETTLE_MS)
                 shot = args.out / f"train-live-{width}.png"

@@ -9,6 +9,7 @@ import pytest
 import streamlit as st
 
 from fmnist_app.jobs import MODE_ENV, JobManager, job_manager
+from fmnist_app.live_feed import ENV as LIVE_ENV
 from fmnist_core.gate import ENV, Gate
 
 JOB_WAIT = 90  # seconds for a stopped job's thread to end
@@ -31,6 +32,7 @@ def jobs(tiny_env, gate: Gate, monkeypatch: pytest.MonkeyPatch) -> Iterator[JobM
     in a thread of the test's process (the test pace applies; the app's child process is
     tests/test_jobs_process.py's and the browser tests')."""
     monkeypatch.setenv(MODE_ENV, "thread")
+    monkeypatch.setenv(LIVE_ENV, "server")  # AppTest runs no JavaScript (fmnist_app.live_feed)
     st.cache_resource.clear()
     manager = job_manager()
     yield manager

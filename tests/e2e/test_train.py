@@ -38,18 +38,30 @@ LIVE_STATE = """() => {
     const main = document.querySelector('[data-testid="stMain"]');
     const fresh = sel => main.querySelectorAll(
         '[data-testid="stElementContainer"]:not([data-stale="true"]) ' + sel);
+    // While the run goes the browser draws the live view itself (fmnist_app.live_feed: its
+    // progress text, SVG lines and points); after it, the page's Vega-Lite chart.
+    const live = fresh('.fm-live')[0];
     const chart = fresh('[data-testid="stVegaLiteChart"]')[0];
-    // points and drawn: the test accuracy's markers in the chart's SVG (in both views; the
-    // Vega mark is named after the line, see fmnist_core.live_chart.slug). Counted once the
-    // chart's lines are drawn: a chart being drawn anew (a new spec at an epoch's end, a new
-    // width) has empty marks for a moment, which is not a lost point.
+    // points and drawn: the test accuracy's markers (in both views; the Vega mark is named
+    // after the line, see fmnist_core.live_chart.slug). Counted once the chart's lines are
+    // drawn: a chart being drawn anew (a new spec at an epoch's end, a new width) has empty
+    // marks for a moment, which is not a lost point.
     let points = null, drawn = null;
-    const lines = chart && chart.querySelector('g.left_lines_marks path');
-    if (lines && (lines.getAttribute('d') || '').length > 0) {
-        const acc = chart.querySelector('g.test_accuracy_points_marks');
-        points = drawn = acc ? acc.querySelectorAll('path').length : 0;
+    if (live) {
+        const lines = Array.from(live.querySelectorAll('path.fm-line'));
+        if (lines.some(p => (p.getAttribute('d') || '').length > 0)) {
+            const acc = live.querySelector('g.fm-points[data-series="test accuracy"]');
+            points = drawn = acc ? acc.querySelectorAll('circle').length : 0;
+        }
+    } else {
+        const lines = chart && chart.querySelector('g.left_lines_marks path');
+        if (lines && (lines.getAttribute('d') || '').length > 0) {
+            const acc = chart.querySelector('g.test_accuracy_points_marks');
+            points = drawn = acc ? acc.querySelectorAll('path').length : 0;
+        }
     }
-    const bars = Array.from(fresh('[data-testid="stProgress"]'), e => e.innerText);
+    const bars = Array.from(fresh('[data-testid="stProgress"], .fm-live .fm-bar-text'),
+        e => e.innerText);
     const overall = bars.map(t => /Overall: (\\d+)%/.exec(t)).find(m => m);
     const batchText = /Epoch (\\d+)\\/\\d+: batch ([\\d,]+)\\/([\\d,]+)/;
     const at = bars.map(t => batchText.exec(t)).find(m => m);
