@@ -12,8 +12,9 @@ Each round trains the seed preset twice, one after the other, on this machine's 
 The time compared is each run's own ``train_s`` from its record (first batch to the end,
 testing included): starting the server or the CLI, loading data and pages do not count.
 "ratio" is the median watched time / the median CLI time (acceptance: at most 1.10). The
-watched page also counts its chart's updates (a MutationObserver over the chart's marks):
-"updates/s" and the longest gap between two, so a cheap but stale chart cannot pass.
+watched page also counts its chart's updates (a MutationObserver over the chart's marks) until
+the record's "end" line: "updates/s" and the longest gap between two (each epoch's test, with
+no batch in it, is one), so a cheap but stale chart cannot pass.
 A shared machine inflates and scatters both: compare rounds of one invocation; each round's
 own ratio (CLI and watched run one after the other) and their median are printed too, with
 the browser's CPU use (in cores, over the watched run) and the load average: CPU time is far
@@ -38,6 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from fmnist_core.events import EVENTS_FILE  # noqa: E402
 from fmnist_core.record import Replay  # noqa: E402
 from fmnist_core.runs import list_runs  # noqa: E402
 
@@ -63,7 +65,7 @@ OBSERVE = """() => {
                 g => [g.childElementCount, d(g.querySelector('path'))]);
         if (!lengths.some(([, n]) => n > 0)) return;
         const key = lengths.join(',');
-        if (key !== last) { last = key; window.__updates.push(performance.now()); }
+        if (key !== last) { last = key; window.__updates.push(Date.now()); }
     }).observe(document.body, {subtree: true, childList: true, attributes: true});
 }"""
 LIVE_CHART = '.fm-live .fm-chart, [data-testid="stVegaLiteChart"]'
@@ -114,6 +116,12 @@ def children_cpu() -> float:
     """User + system CPU seconds of this process's waited-for children (the CLI runs)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def newest_end_time(runs_dir: Path) -> float:
+    """time.time() of the newest run's "end" line: when its record said it was over."""
+    lines = (list_runs(runs_dir)[0].path / EVENTS_FILE).read_text().splitlines()
+    return next(json.loads(line)["time"] for line in reversed(lines) if '"type":"end"' in line)
 
 
 def newest_train_s(runs_dir: Path) -> float:
@@ -227,7 +235,8 @@ def run_watched(
     browser_s, server_s, training_s = (b - a for a, b in zip(cpu0, cpu1, strict=True))
     return {
         "train_s": newest_train_s(runs_dir),
-        "updates": [t / 1000 for t in updates],
+        # While the run trained: the page's last redraw after the end is no chart news.
+        "updates": [t / 1000 for t in updates if t / 1000 <= newest_end_time(runs_dir)],
         "browser_cpu_s": browser_s,
         "server_cpu_s": server_s,
         "training_cpu_s": training_s,
