@@ -14,7 +14,10 @@ from torch import nn
 
 from fmnist_core.data import CLASSES, NUM_CLASSES
 
-EVAL_BATCH = 2000
+# Images per forward pass when evaluating. Measured on the 2-core CPU (strong preset's model,
+# bf16, 10,000 test images, one pass): 0.54 s in batches of 256 or 500, 0.69 s of 1000,
+# 0.80 s of 2000, 0.85 s of 5000 - small batches keep the activations in the cache.
+EVAL_BATCH = 500
 
 
 def autocast(device: torch.device, enabled: bool) -> torch.autocast:
