@@ -224,6 +224,7 @@ def run_watched(
             training = list(descendants(proc.pid))  # the child, if any (started by the click)
             cpu0 = [cpu_seconds(chromium), cpu_seconds([proc.pid]), cpu_seconds(training)]
             page.get_by_test_id("stAlertContentSuccess").wait_for(timeout=RUN_LIMIT_S * 1000)
+            outcome_at = time.time()
             # The child has exited by now: its seconds are in the server's "children" fields.
             cpu1 = [cpu_seconds(chromium), cpu_seconds([proc.pid]), children_of(proc.pid)]
             span = time.monotonic() - t0
@@ -237,6 +238,8 @@ def run_watched(
         "train_s": newest_train_s(runs_dir),
         # While the run trained: the page's last redraw after the end is no chart news.
         "updates": [t / 1000 for t in updates if t / 1000 <= newest_end_time(runs_dir)],
+        # From the record's "end" line to the page's "Finished" (the page's rerun).
+        "outcome_lag_s": outcome_at - newest_end_time(runs_dir),
         "browser_cpu_s": browser_s,
         "server_cpu_s": server_s,
         "training_cpu_s": training_s,
@@ -309,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
                 line += (
                     f"; {mode}: {w['train_s']:.1f} s (ratio {w['train_s'] / seconds:.2f}), "
                     f"chart {len(w['updates']) / w['train_s']:.2f}/s, gap "
-                    f"{_gap(w['updates']):.2f} s, CPU s browser {w['browser_cpu_s']:.1f} "
+                    f"{_gap(w['updates']):.2f} s, outcome {w['outcome_lag_s']:.2f} s after the "
+                    f"end, CPU s browser {w['browser_cpu_s']:.1f} "
                     f"server {w['server_cpu_s']:.1f} training {w['training_cpu_s']:.1f}"
                 )
             print(line, file=sys.stderr)
@@ -328,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             "pair_ratio_median": statistics.median(w / c for w, c in zip(times, cli, strict=True)),
             "updates_per_s": statistics.median(len(w["updates"]) / w["train_s"] for w in runs),
             "longest_gap_s": max(_gap(w["updates"]) for w in runs),
+            "outcome_lag_s": max(w["outcome_lag_s"] for w in runs),
             **{k: statistics.median(w[k] for w in runs)
                for k in ("browser_cpu_s", "server_cpu_s", "training_cpu_s", "span_s")},
             "rounds_watched_s": times,
@@ -344,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  watched ({mode}): {r['watched_s']:.1f} s, ratio {r['ratio']:.3f} (median of the "
             f"pairs' ratios {r['pair_ratio_median']:.3f}); chart {r['updates_per_s']:.2f} "
-            f"updates/s, longest gap {r['longest_gap_s']:.2f} s; CPU seconds over "
+            f"updates/s, longest gap {r['longest_gap_s']:.2f} s, outcome shown at most "
+            f"{r['outcome_lag_s']:.2f} s after the record's end; CPU seconds over "
             f"{r['span_s']:.0f} s: browser {r['browser_cpu_s']:.1f}, server "
             f"{r['server_cpu_s']:.1f}, training child {r['training_cpu_s']:.1f}"
         )

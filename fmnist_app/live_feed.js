@@ -139,13 +139,16 @@ class LiveView {
     this.table = el("table", "fm-table", root);
     this.drawn = "";
     this.width = 0;
-    new ResizeObserver(() => this.draw(true)).observe(root);
+    new ResizeObserver(() => {
+      if (this.root.clientWidth !== this.width) this.draw(true);
+    }).observe(root);
   }
 
   configure(data, trigger) {
     const key = data.url;
     if (this.key !== key) {
       this.key = key; this.record = new Record(data.layout.trace_limit); this.ended = false;
+      this.frameKey = null; // another run: its chart from scratch
     }
     this.data = data; this.trigger = trigger;
     this.draw(true);
@@ -175,6 +178,7 @@ class LiveView {
       if (text.length >= this.record.used) return;
       this.record = new Record(this.data.layout.trace_limit); // a record replaced: anew
       this.record.update(text);
+      this.frameKey = null;
     }
     this.draw(false);
     if (this.record.end && !this.ended) {
@@ -189,6 +193,7 @@ class LiveView {
     const r = this.record;
     if (!r) return;
     const width = this.root.clientWidth;
+    this.width = width;
     const key = [r.used, width, this.data.paused, this.data.view].join("|");
     if (!force && key === this.drawn) return;
     this.drawn = key;
@@ -255,12 +260,11 @@ class LiveView {
     return out;
   }
 
+  // The chart, changed in place: the axes (ticks, grid, titles) are built again only when a
+  // scale or the width changes; otherwise an update sets the lines' paths and adds the new
+  // epoch's points (each rebuilt element costs the browser style, layout and paint).
   chart(r, width) {
     const height = this.data.layout.height, lines = this.lines(r);
-    const svg = this.svg;
-    svg.setAttribute("width", width); svg.setAttribute("height", height);
-    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-    svg.replaceChildren();
     const w = Math.max(10, width - PAD.left - PAD.right), h = height - PAD.top - PAD.bottom;
     const lastX = Math.ceil(Math.max(this.epochs(), ...lines.flatMap((l) => l.xs)));
     const x = (v) => PAD.left + (w * v) / (lastX + 0.1);
@@ -279,6 +283,65 @@ class LiveView {
       if (hi <= lo) hi = lo + 1;
       scales[axis] = { lo, hi, y: (v) => PAD.top + h * (1 - (v - lo) / (hi - lo)) };
     }
+    const names = lines.map((l) => l.name).join("|");
+    const frameKey = [width, height, lastX, scales.left.lo, scales.left.hi, scales.right.lo,
+      scales.right.hi, names, this.data.view].join("|");
+    if (frameKey !== this.frameKey) {
+      this.frameKey = frameKey;
+      this.axes(width, height, w, h, lastX, x, scales);
+      this.plot = el("g", "fm-plot", this.svg);
+      this.paths = new Map(); this.dots = new Map();
+    }
+    for (const line of lines) {
+      const y = scales[line.axis].y;
+      let path = this.paths.get(line.name);
+      if (!path) {
+        path = el("path", "fm-line", this.plot);
+        path.dataset.series = line.name;
+        path.setAttribute("stroke", line.colour); path.setAttribute("fill", "none");
+        path.setAttribute("stroke-width", line.width);
+        path.setAttribute("stroke-opacity", line.opacity);
+        if (line.dash[1]) path.setAttribute("stroke-dasharray", line.dash.join(" "));
+        this.paths.set(line.name, path);
+      }
+      const d = line.xs.map((v, i) => `${i ? "L" : "M"}${x(v).toFixed(1)},`
+        + `${Math.max(PAD.top, Math.min(PAD.top + h, y(line.ys[i]))).toFixed(1)}`).join("");
+      if (path.getAttribute("d") !== d) path.setAttribute("d", d);
+      if (!line.points) continue;
+      let dots = this.dots.get(line.name);
+      if (!dots) {
+        dots = el("g", "fm-points", this.plot);
+        dots.dataset.series = line.name;
+        this.dots.set(line.name, dots);
+      }
+      for (let i = dots.childElementCount; i < line.xs.length; i += 1) { // the new epochs'
+        const v = line.xs[i], dot = el("circle", "", dots);
+        dot.setAttribute("cx", x(v)); dot.setAttribute("cy", y(line.ys[i]));
+        dot.setAttribute("r", 4); dot.setAttribute("fill", line.colour);
+        const value = line.axis === "right" ? `${(100 * line.ys[i]).toFixed(2)}%`
+          : line.ys[i].toFixed(4);
+        el("title", "", dot).textContent = `${line.name}, epoch ${v}: ${value}`;
+      }
+    }
+    if (names !== this.legendNames) {
+      this.legendNames = names;
+      this.legend.replaceChildren(...lines.map((line) => {
+        const item = el("span", "fm-key");
+        const swatch = el("span", "fm-swatch", item);
+        swatch.style.borderTop = `${Math.max(2, line.width)}px ${line.dash[1] ? "dotted" : "solid"} ${line.colour}`;
+        swatch.style.opacity = Math.max(0.5, line.opacity);
+        item.appendChild(document.createTextNode(line.name));
+        return item;
+      }));
+    }
+  }
+
+  // The SVG anew: its size, both y axes (ticks, grid, titles) and the epoch axis.
+  axes(width, height, w, h, lastX, x, scales) {
+    const svg = this.svg;
+    svg.setAttribute("width", width); svg.setAttribute("height", height);
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    svg.replaceChildren();
     const [leftTitle, leftColour] = this.data.layout.axes.left;
     const [rightTitle, rightColour] = this.data.layout.axes.right;
     const axes = el("g", "fm-axes", svg);
@@ -314,42 +377,6 @@ class LiveView {
     const xTitle = el("text", "fm-axis-title", axes);
     xTitle.setAttribute("x", PAD.left + w / 2); xTitle.setAttribute("y", height - 4);
     xTitle.setAttribute("text-anchor", "middle"); xTitle.textContent = "epoch";
-
-    const plot = el("g", "fm-plot", svg);
-    for (const line of lines) {
-      const y = scales[line.axis].y;
-      const path = el("path", "fm-line", plot);
-      path.dataset.series = line.name;
-      path.setAttribute("d", line.xs.map((v, i) => `${i ? "L" : "M"}${x(v).toFixed(1)},`
-        + `${Math.max(PAD.top, Math.min(PAD.top + h, y(line.ys[i]))).toFixed(1)}`).join(""));
-      path.setAttribute("stroke", line.colour); path.setAttribute("fill", "none");
-      path.setAttribute("stroke-width", line.width);
-      path.setAttribute("stroke-opacity", line.opacity);
-      if (line.dash[1]) path.setAttribute("stroke-dasharray", line.dash.join(" "));
-      if (!line.points) continue;
-      const dots = el("g", "fm-points", plot);
-      dots.dataset.series = line.name;
-      line.xs.forEach((v, i) => {
-        const dot = el("circle", "", dots);
-        dot.setAttribute("cx", x(v)); dot.setAttribute("cy", y(line.ys[i]));
-        dot.setAttribute("r", 4); dot.setAttribute("fill", line.colour);
-        const tip = el("title", "", dot);
-        const value = line.axis === "right" ? `${(100 * line.ys[i]).toFixed(2)}%` : line.ys[i].toFixed(4);
-        tip.textContent = `${line.name}, epoch ${v}: ${value}`;
-      });
-    }
-    const names = lines.map((l) => l.name).join("|");
-    if (names !== this.legendNames) {
-      this.legendNames = names;
-      this.legend.replaceChildren(...lines.map((line) => {
-        const item = el("span", "fm-key");
-        const swatch = el("span", "fm-swatch", item);
-        swatch.style.borderTop = `${Math.max(2, line.width)}px ${line.dash[1] ? "dotted" : "solid"} ${line.colour}`;
-        swatch.style.opacity = Math.max(0.5, line.opacity);
-        item.appendChild(document.createTextNode(line.name));
-        return item;
-      }));
-    }
   }
 
   epochTable(r) {

@@ -67,9 +67,11 @@ def events_url(run_id: str) -> str:
     return f"{_files_route(folder)}/{run_id}/events.jsonl"
 
 
-def live_feed(snap: JobSnapshot, view: str, picked: list) -> None:
-    """Mount the live view of ``snap``'s run (its id known); the page reruns when it ends."""
+def live_feed(snap: JobSnapshot, view: str, picked: list) -> bool:
+    """Mount the live view of ``snap``'s run (its id known). True in the rerun the browser
+    asked for when the run's record said it ended (the job may need a moment to be over)."""
     layout = live_layout(view, snap.batches, snap.previous, picked)
     data = {"url": events_url(snap.run_id), "view": view, "layout": layout,
             "epochs": snap.epochs, "paused": snap.paused, "busy_share": BUSY_SHARE}  # fmt: skip
-    _component()(data=data, key="live_feed", on_ended_change=lambda: None)
+    result = _component()(data=data, key="live_feed", on_ended_change=lambda: None)
+    return bool(getattr(result, "ended", None))

@@ -53,10 +53,10 @@ def picked_runs(current: str | None) -> list[tuple[str, list[dict[str, float]]]]
     return cached[1]
 
 
-def chart(snap: JobSnapshot, browser: bool = False) -> None:
+def chart(snap: JobSnapshot, browser: bool = False) -> bool:
     """The view switch, the chart, its caption and the epoch table; with ``browser`` (a
     running run whose id is known) the browser draws the progress, chart and table itself
-    from the run's record (fmnist_app.live_feed)."""
+    from the run's record (fmnist_app.live_feed). True when the browser saw the run end."""
     view = st.segmented_control(
         "Chart",
         list(VIEWS),
@@ -67,9 +67,9 @@ def chart(snap: JobSnapshot, browser: bool = False) -> None:
     )
     picked = picked_runs(snap.run_id)
     if browser:
-        live_feed(snap, view or "plain", picked)
+        ended = live_feed(snap, view or "plain", picked)
         compared(snap, view, picked)
-        return
+        return ended
     spec, data = training_chart(
         snap.history,
         snap.losses,
@@ -87,6 +87,7 @@ def chart(snap: JobSnapshot, browser: bool = False) -> None:
     compared(snap, view, picked)
     if snap.history:
         st.dataframe(snap.history, hide_index=True, width="stretch", column_config=EPOCH_COLUMNS)
+    return False
 
 
 def compared(snap: JobSnapshot, view: str | None, picked: list) -> None:

@@ -35,6 +35,7 @@ LIVE_POLL_S = 0.8
 # what the record cannot say (a training process that died without a word, another tab's
 # Pause or Stop), at this pace.
 SAFETY_POLL_S = 10.0
+END_WAIT_S = 5.0  # for the job to be over once its record says the run ended
 # Under the poll: a poll seldom comes exactly on time, and one drawn a little early must not
 # wait for the next one (``steady``: the same elements again, between two pieces of news).
 REDRAW_EVERY_S = 0.7
@@ -231,7 +232,11 @@ def live(was_running: bool, fast: bool = False) -> None:
             progress(snap)
     else:
         outcome(snap)
-    chart(snap, browser)
+    if chart(snap, browser):
+        # The browser read the run's end in its record: the job is over once its process has
+        # exited and the run is made active (a moment). Then the whole page draws the outcome.
+        job_manager().join(END_WAIT_S)
+        st.rerun()
 
 
 def preset_picker() -> None:
