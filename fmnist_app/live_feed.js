@@ -9,6 +9,10 @@
 // When the record says the run ended, it sets the trigger "ended" (the page then reruns).
 
 const POLL_MS = 800;
+// A record that has not grown for this long (a long test pass, a pause, a training process
+// gone): the page is asked to look at the job again ("check"), at most this often. So the
+// page itself polls seldom, and a pause or stop from another tab still shows in seconds.
+const QUIET_MS = 5000;
 const SVG = "http://www.w3.org/2000/svg";
 const PAD = { left: 58, right: 58, top: 10, bottom: 38 };
 const COLUMNS = [ // the epoch table: key, title, format (as the page's table after the run)
@@ -174,12 +178,23 @@ class LiveView {
       text = await response.text();
     } catch { return; } // the server is away for a moment (or for good: the page says so)
     if (url !== this.data.url) return;
+    const now = Date.now();
     if (!this.record.update(text)) {
-      if (text.length >= this.record.used) return;
-      this.record = new Record(this.data.layout.trace_limit); // a record replaced: anew
-      this.record.update(text);
-      this.frameKey = null;
+      if (text.length < this.record.used) { // a record replaced: anew
+        this.record = new Record(this.data.layout.trace_limit);
+        this.record.update(text);
+        this.frameKey = null;
+      } else {
+        const quiet = now - (this.grew || now) >= QUIET_MS;
+        if (quiet && now - (this.checked || 0) >= QUIET_MS && !this.record.end) {
+          this.checked = now;
+          this.trigger("check", now);
+        }
+        return;
+      }
     }
+    if (this.data.paused && this.grew && !this.record.end) this.trigger("check", now); // resumed
+    this.grew = now;
     this.draw(false);
     if (this.record.end && !this.ended) {
       this.ended = true;

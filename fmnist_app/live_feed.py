@@ -11,7 +11,9 @@ redraws only what changed, with no rerun. The record is the one the core writes
 is registered as the files of a (never mounted) v1 component. Anyone who can open the app can
 read its runs' files this way, as they can see them through its pages.
 
-When the record says the run ended, the component sets its trigger and the page reruns. The
+When the record says the run ended, the component sets its trigger "ended" and the page
+reruns; when the record has not grown for 5 s (a pause, a long test pass, a process gone) it
+sets "check", and the page's fragment runs again to look at the job. The
 chart's lines and styles come from fmnist_core.live_chart.live_layout (the same as the chart
 drawn after the run); the replay mirrors fmnist_core.record.Replay's.
 
@@ -73,5 +75,7 @@ def live_feed(snap: JobSnapshot, view: str, picked: list) -> bool:
     layout = live_layout(view, snap.batches, snap.previous, picked)
     data = {"url": events_url(snap.run_id), "view": view, "layout": layout,
             "epochs": snap.epochs, "paused": snap.paused, "busy_share": BUSY_SHARE}  # fmt: skip
-    result = _component()(data=data, key="live_feed", on_ended_change=lambda: None)
+    result = _component()(
+        data=data, key="live_feed", on_ended_change=lambda: None, on_check_change=lambda: None
+    )
     return bool(getattr(result, "ended", None))

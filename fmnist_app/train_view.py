@@ -31,10 +31,10 @@ TEST_NOTE = (
 # what else was measured: benchmarks/watch_bench.py and the README.
 LIVE_POLL_S = 0.8
 # Once the run has its id the browser draws the live view from the run's record by itself
-# (fmnist_app.live_feed) and asks for a rerun when the run ends; the page then polls only for
-# what the record cannot say (a training process that died without a word, another tab's
-# Pause or Stop), at this pace.
-SAFETY_POLL_S = 10.0
+# (fmnist_app.live_feed) and asks for a rerun when the run ends or its record has gone quiet
+# for 5 s (a pause from another tab, a training process gone); the page's own poll is only a
+# last safety net, at this pace.
+SAFETY_POLL_S = 30.0
 END_WAIT_S = 5.0  # for the job to be over once its record says the run ended
 # Under the poll: a poll seldom comes exactly on time, and one drawn a little early must not
 # wait for the next one (``steady``: the same elements again, between two pieces of news).

@@ -305,6 +305,11 @@ def test_second_tab_sees_live_run_and_refresh_keeps_it(
     wait_live(page, "s.running && s.step === 3")
     expect(train_button(page)).to_be_disabled()
 
+    # A pause from one tab shows in the other without a reload: its live view asks the page
+    # to look at the job once the record has been quiet for a while (fmnist_app/live_feed.js).
+    main(other).get_by_role("button", name="Pause").click()
+    paused = re.compile("Paused: run")
+    expect(main(page).get_by_role("heading", name=paused)).to_be_visible(timeout=30_000)
     main(other).get_by_role("button", name="Stop").click()  # either tab controls the job
     stopped_epochs(other, run_id)
     stopped_epochs(page, run_id)  # the first tab sees the end without a reload
