@@ -357,3 +357,18 @@ def test_dataset_images_are_already_framed_the_way_sketches_are(real_data):
          for im in images]
     )  # fmt: skip
     assert (moved <= 1).mean() > 0.9 and (moved <= 2).mean() > 0.95
+
+
+@pytest.mark.parametrize("size", [3, 7, 9])
+def test_max_filter_is_a_square_dilation_with_an_empty_edge(size):
+    """The in-place dilation against its definition: a pixel is set when any pixel of the
+    size x size square around it is (pixels beyond the edge count as empty)."""
+    rng = np.random.default_rng(size)
+    mask = rng.random((23, 31)) < 0.05
+    r = size // 2
+    padded = np.pad(mask, r)
+    expected = np.zeros_like(mask)
+    for dy in range(size):
+        for dx in range(size):
+            expected |= padded[dy : dy + mask.shape[0], dx : dx + mask.shape[1]]
+    assert np.array_equal(sketch._max_filter(mask, size), expected)
