@@ -234,12 +234,13 @@ def run_watched(
         proc.terminate()
         proc.wait(timeout=30)
     browser_s, server_s, training_s = (b - a for a, b in zip(cpu0, cpu1, strict=True))
+    ended = newest_end_time(runs_dir)
     return {
         "train_s": newest_train_s(runs_dir),
         # While the run trained: the page's last redraw after the end is no chart news.
-        "updates": [t / 1000 for t in updates if t / 1000 <= newest_end_time(runs_dir)],
+        "updates": [t / 1000 for t in updates if t / 1000 <= ended],
         # From the record's "end" line to the page's "Finished" (the page's rerun).
-        "outcome_lag_s": outcome_at - newest_end_time(runs_dir),
+        "outcome_lag_s": outcome_at - ended,
         "browser_cpu_s": browser_s,
         "server_cpu_s": server_s,
         "training_cpu_s": training_s,

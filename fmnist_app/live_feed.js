@@ -158,16 +158,20 @@ class LiveView {
     this.draw(true);
   }
 
+  // One polling loop at a time: a stop (the component's cleanup) followed by a start while a
+  // fetch is in flight must not leave the old loop running next to the new one.
   start() {
     if (this.timer) return;
+    const loop = (this.loop || 0) + 1;
+    this.loop = loop;
     const tick = async () => {
       await this.poll();
-      if (this.timer) this.timer = setTimeout(tick, POLL_MS);
+      if (this.timer && this.loop === loop) this.timer = setTimeout(tick, POLL_MS);
     };
     this.timer = setTimeout(tick, 0);
   }
 
-  stop() { clearTimeout(this.timer); this.timer = null; }
+  stop() { clearTimeout(this.timer); this.timer = null; this.loop = (this.loop || 0) + 1; }
 
   async poll() {
     const url = this.data.url;

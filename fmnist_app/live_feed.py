@@ -5,7 +5,7 @@
 Until now each update of the live view was a Streamlit rerun every 0.8 s: the browser then
 redraws the page's elements (and the chart), ~0.5 of a core on the 2-core machine, which the
 training pays for. Here the page mounts one component (fmnist_app/live_feed.js) once per run;
-the browser fetches the run's ``events.jsonl`` itself every 0.5 s, replays the new lines and
+the browser fetches the run's ``events.jsonl`` itself every 0.8 s, replays the new lines and
 redraws only what changed, with no rerun. The record is the one the core writes
 (fmnist_core.record), served read-only by Streamlit's component file route: the runs folder
 is registered as the files of a (never mounted) v1 component. Anyone who can open the app can
@@ -35,7 +35,7 @@ from fmnist_app.jobs import JobSnapshot
 from fmnist_core.live_chart import live_layout
 from fmnist_core.runs import runs_dir
 
-ENV, VIEWS = "FMNIST_LIVE_VIEW", ("browser", "server")
+ENV = "FMNIST_LIVE_VIEW"  # "browser" (default) or "server"
 HERE = Path(__file__).parent
 BUSY_SHARE = 0.5  # images/s below this share of the run's best: the machine is busy
 

@@ -31,7 +31,7 @@ STEPS = -(-N_TRAIN // BATCH)  # per epoch
 # A run id starts with its date; "..." stands in until the training process has made its run.
 RUN_TITLE = re.compile(r"(?:Training|Paused): run (\d\S+)")
 FINISH_S = 240  # a whole small run on a loaded machine
-# What the live part of the page shows, read in one go (the fragment redraws every 0.5 s).
+# What the live part of the page shows, read in one go (the browser redraws it every 0.8 s).
 # Elements of the previous redraw stay, marked stale, until the new one replaces them: a new
 # run's Stop button can sit above the last run's chart for a moment. Only fresh ones count.
 LIVE_STATE = """() => {
