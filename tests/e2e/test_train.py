@@ -336,3 +336,29 @@ def test_quick_changes_in_a_row_all_stick(page: Page) -> None:
     steps = f"{BATCH} = {STEPS:,} steps per epoch; {epochs * STEPS:,} steps in {epochs} epochs"
     expect(caption).to_contain_text(f"batches of {steps}")
     expect(main(page).get_by_role("radio", name="28x28")).to_be_checked()
+
+
+@pytest.mark.usefixtures("stop_leftover_training")
+def test_the_live_view_polls_the_record_once_per_interval_across_reruns(
+    page: Page, server: Server
+) -> None:
+    """The browser fetches the run's record every 0.8 s (fmnist_app/live_feed.js), and the
+    page's reruns (Pause, Resume, the quiet record's checks) render its component again: a
+    second polling loop started by one (without its start guard this test saw 14 fetches in
+    8 s) would double the cost watching puts on the training. Counted over a fixed window
+    while the gate holds the run: a slower machine makes fewer fetches, never more."""
+    open_page(page, TRAIN)
+    server.gate.hold("step", 1)
+    start_training(page, server, epochs=MAX_EPOCHS)
+    server.gate.wait_held()
+    wait_live(page, "s.running && s.step === 1")
+    for name in ("Pause", "Resume", "Pause", "Resume"):  # four reruns of the whole page
+        main(page).get_by_role("button", name=name).click()
+        then = "Resume" if name == "Pause" else "Pause"
+        expect(main(page).get_by_role("button", name=then)).to_be_visible()
+    fetches: list[float] = []
+    page.on("request", lambda r: r.url.endswith("/events.jsonl") and fetches.append(1.0))
+    window_s = 8.0
+    page.wait_for_timeout(window_s * 1000)  # a rate is counted over a window of time
+    assert 1 <= len(fetches) <= window_s / 0.8 + 2, f"{len(fetches)} fetches in {window_s} s"
+    assert_no_errors(page)
