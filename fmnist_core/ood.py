@@ -6,9 +6,9 @@
 The score is the Mahalanobis distance of the model's features (the last conv block, averaged
 over positions) to the nearest class mean, with one shared covariance (Lee et al. 2018, "A
 Simple Unified Framework for Detecting Out-of-Distribution Samples and Adversarial Attacks").
-Means and covariance come from 20,000 training images, half of them made drawing-like the
-way the sketch preset trains (fmnist_core.sketchaug): drawings are what the page expects.
-The limit is the ``KEEP`` quantile of the same mix made from the test set. ``calibrate``
+Means and covariance come from 20,000 training images, half of them shown as the framed
+drawings the sketch preset trains on (fmnist_core.sketchdraw): drawings are what the page
+expects. The limit is the ``KEEP`` quantile of the same mix made from the test set. ``calibrate``
 also reports what the limit does to the real test set and to things that are not clothing,
 drawn on the canvas and framed as the Sketch page frames drawings (noise, single lines,
 scribbles, dots, circles). Measured here first: the energy score (-logsumexp of the logits)
@@ -32,15 +32,15 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from fmnist_core.atomic import atomic_write_bytes
-from fmnist_core.data import NUM_CLASSES, load_tensors
+from fmnist_core.data import NUM_CLASSES, Tensors, load_tensors
 from fmnist_core.runfiles import RunError, load_weights
 from fmnist_core.sketch import prepare
-from fmnist_core.sketchaug import drawing_like
+from fmnist_core.sketchdraw import drawings_of, with_drawings
 from fmnist_core.threads import one_thread
 
 OOD_FILE = "ood.pt"
 OOD_LIMIT = 2 * 2**20  # bytes: a 128-feature calibration is ~70 KB
-KEEP = 0.99  # share of the (half drawing-like) test images the limit lets through
+KEEP = 0.99  # share of the test images (half of them as drawings) the limit lets through
 MIN_TOP = 0.3  # under this top probability the model does not know what it sees
 FIT_IMAGES = 20_000
 CANVAS = 320
@@ -105,19 +105,27 @@ def not_clothing(n: int = 200, seed: int = 0) -> list[np.ndarray]:
     return out
 
 
+def test_mix(tensors: Tensors) -> torch.Tensor:
+    """The test images with half of them shown as framed drawings: what the limit keeps."""
+    drawn = drawings_of(tensors.test_x, tensors.test_y, versions=1)
+    every = torch.arange(len(tensors.test_y))
+    return with_drawings(tensors.test_x, drawn, every, torch.Generator().manual_seed(1))
+
+
 def calibrate(model: nn.Module, image_size: int, data_dir: str | None = None) -> dict:
     """Class means, shared precision and the limit; with what the limit keeps and catches."""
     tensors = load_tensors(image_size, data_dir)
     gen = torch.Generator().manual_seed(0)
     idx = torch.randperm(len(tensors.train_y), generator=gen)[:FIT_IMAGES]
-    _, feats = _outputs(model, drawing_like(tensors.train_x[idx], gen))
+    drawn = drawings_of(tensors.train_x, tensors.train_y)  # the sketch preset's own: cached
+    _, feats = _outputs(model, with_drawings(tensors.train_x[idx], drawn, idx, gen))
     labels = tensors.train_y[idx]
     means = torch.stack([feats[labels == c].mean(0) for c in range(NUM_CLASSES)])
     centred = feats - means[labels]
     cov = centred.T @ centred / len(feats)
     cov += 1e-3 * cov.diagonal().mean() * torch.eye(len(cov), dtype=cov.dtype)  # invertible
     limits = {"means": means, "precision": torch.linalg.inv(cov)}
-    mixed = drawing_like(tensors.test_x, torch.Generator().manual_seed(1))
+    mixed = test_mix(tensors)
     limits["limit"] = float(torch.quantile(distance(_outputs(model, mixed)[1], limits), KEEP))
     real = judge_batch(model, tensors.test_x, limits)
     others = torch.cat([prepare(im, image_size).tensor for im in not_clothing()])

@@ -41,7 +41,7 @@ from fmnist_core.distributed import Dist
 from fmnist_core.evaluate import autocast, evaluate_tensors
 from fmnist_core.events import BatchProgress, EpochEnd, Event, Extended, RunEnd, Started
 from fmnist_core.model import build_model, count_parameters
-from fmnist_core.sketchaug import drawing_like
+from fmnist_core.sketchdraw import DrawingStopped, drawings_of, with_drawings
 
 # The events live in events.py (a log reader needs no torch); re-exported for old imports.
 __all__ = [
@@ -222,10 +222,15 @@ class _Setup:
     batches: int  # per epoch
     source: str  # where the data came from
     ctx: Dist | None = None  # the torchrun group, joined (backend set); None: one process
+    drawn: torch.Tensor | None = None  # uint8 (versions, N, 28, 28): the sketch preset's drawings
 
 
 def _prepare(
-    cfg: TrainConfig, tensors: Tensors | None, data_dir: str | None, ctx: Dist | None
+    cfg: TrainConfig,
+    tensors: Tensors | None,
+    data_dir: str | None,
+    ctx: Dist | None,
+    stop: threading.Event | None = None,
 ) -> _Setup:
     device = distributed.device_for(ctx, cfg.device) if ctx else resolve_device(cfg.device)
     tensors = tensors or load_tensors(cfg.image_size, data_dir)
@@ -252,6 +257,9 @@ def _prepare(
         test_y=tensors.test_y.to(device), model=model, net=net, optimizer=optimizer,
         scheduler=scheduler, amp=_use_amp(cfg, device), gen=gen, aug_gen=aug_gen,
         batches=batches, source=tensors.source, ctx=ctx,
+        drawn=drawings_of(tensors.train_x[idx], tensors.train_y[idx],
+                          stop=stop.is_set if stop else None).to(device)
+        if cfg.sketch_augment else None,
     )  # fmt: skip
 
 
@@ -275,8 +283,8 @@ def _step(run: _Setup, take: torch.Tensor) -> tuple[float, torch.Tensor]:
     if ctx is not None:  # this rank's share of the global batch
         take = take[ctx.rank :: ctx.world_size]
     x = run.train_x[take]
-    if run.cfg.sketch_augment:
-        x = drawing_like(x, run.gen)
+    if run.drawn is not None:
+        x = with_drawings(x, run.drawn, take, run.gen)
     if run.cfg.augment:
         x = augment(x, run.aug_gen)
     with autocast(run.device, run.amp):
@@ -341,7 +349,11 @@ def _started(run: _Setup) -> Started:
 
 
 def _train(cfg, tensors, stop, data_dir, t0, state, ctx, target) -> Iterator[Event]:
-    run = _prepare(cfg, tensors, data_dir, ctx)
+    try:
+        run = _prepare(cfg, tensors, data_dir, ctx, stop)
+    except DrawingStopped:  # the sketch preset's first run: stopped while drawing
+        yield RunEnd("stopped", "stopped by the user", 0, None, _since(t0))
+        return
     n, batches = len(run.train_y), run.batches
     yield _started(run)
     step, train_time, epoch, total = 0, 0.0, 0, cfg.epochs

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 REAL_DATA = [data.PROJECT_DATA_DIR, data.SYSTEM_DATA_DIR]
 # Tests must never reach the network.
 os.environ.setdefault("FMNIST_OFFLINE", "1")
+# Drawings made for training (fmnist_core.sketchdraw) go to a folder of this test session.
+os.environ.setdefault("FMNIST_CACHE_DIR", tempfile.mkdtemp(prefix="fmnist-drawings-"))
 PACE = pytest.StashKey[str | None]()
 
 

@@ -11,7 +11,6 @@ from fmnist_core import TrainConfig, build_model, ood
 from fmnist_core.data import load_tensors
 from fmnist_core.runs import load_run
 from fmnist_core.sketch import SKETCH_MODEL_DIR, prepare
-from fmnist_core.sketchaug import drawing_like
 from fmnist_core.sketchset import sketch_set
 
 
@@ -65,7 +64,7 @@ def test_calibration_keeps_the_share_of_the_test_set(tiny_env):
     model = build_model(TrainConfig(arch="bn3", image_size=28, conv1=4, conv2=8))
     limits = ood.calibrate(model, 28)
     assert limits["means"].shape == (10, 16) and limits["precision"].shape == (16, 16)
-    mixed = drawing_like(load_tensors(28).test_x, torch.Generator().manual_seed(1))
+    mixed = ood.test_mix(load_tensors(28))
     kept = ood.distance(ood._outputs(model, mixed)[1], limits) <= limits["limit"]
     assert kept.double().mean() == pytest.approx(ood.KEEP, abs=0.01)  # the quantile it set
     assert 0 <= limits["not_clothing_caught"] <= 1
@@ -84,5 +83,5 @@ def test_the_shipped_sketch_model_knows_clothing_from_lines_and_noise():
     model = load_run(SKETCH_MODEL_DIR).load_model()
     others = [ood.judge(model, prepare(im).tensor, limits) for im in ood.not_clothing(50, seed=9)]
     drawings = [ood.judge(model, prepare(d.image).tensor, limits) for d in sketch_set("dev", 5)]
-    assert np.mean([not a.clothing for a in others]) >= 0.3  # measured: 46% (README)
+    assert np.mean([not a.clothing for a in others]) >= 0.3  # measured: 43.5% (README)
     assert np.mean([a.clothing for a in drawings]) >= 0.75

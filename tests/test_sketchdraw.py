@@ -1,0 +1,151 @@
+"""fmnist_core.sketchdraw: training photos drawn as people draw them, framed like the page."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from fmnist_core import sketchdraw
+from fmnist_core.config import PRESETS, TrainConfig, preset
+from fmnist_core.data import load_tensors
+from fmnist_core.sketchdraw import with_drawings
+from fmnist_core.train import train
+
+
+def top(width: int = 16, height: int = 20) -> np.ndarray:
+    """A bright rectangle in a 28x28 frame: a stand-in for a photo of a top."""
+    photo = np.zeros((28, 28), np.uint8)
+    y0, x0 = (28 - height) // 2, (28 - width) // 2
+    photo[y0 : y0 + height, x0 : x0 + width] = 170
+    return photo
+
+
+def test_a_coat_is_drawn_with_its_front_opening_and_a_sandal_with_no_marks():
+    box = (10, 110, 20, 100)  # top, bottom, left, right
+    centre = 60
+    openings = 0
+    for seed in range(100):
+        lines = sketchdraw._marks(4, box, np.random.default_rng(seed))
+        openings += any(
+            len(line) == 2
+            and abs(line[0][0] - centre) < 8  # starts near the middle ...
+            and abs(line[1][0] - centre) < 8
+            and line[1][1] > 100  # ... and runs down to the hem
+            for line in lines
+        )
+        assert sketchdraw._marks(5, box, np.random.default_rng(seed)) == []
+    assert 70 <= openings <= 95  # ~85%: people do not always draw it
+
+
+def test_marks_stay_on_the_item():
+    photo = top()
+    for seed in range(20):
+        ink = sketchdraw.draw(photo, 6, np.random.default_rng(seed))
+        assert ink is not None and ink.dtype == np.float32
+        assert ink.min() >= 0 and ink.max() <= 1
+        rows, cols = np.flatnonzero((ink > 0.5).any(1)), np.flatnonzero((ink > 0.5).any(0))
+        # the drawing's box: the item's (stretched up to ASPECT) plus the frame and rotation
+        assert rows[-1] - rows[0] < 150 and cols[-1] - cols[0] < 220
+
+
+def test_drawings_are_wider_than_the_photo_on_average():
+    ratios = []
+    for seed in range(40):
+        ink = sketchdraw.draw(top(14, 20), 0, np.random.default_rng(seed))
+        mask = ink > 0.5
+        h = np.ptp(np.flatnonzero(mask.any(1)))
+        w = np.ptp(np.flatnonzero(mask.any(0)))
+        ratios.append(w / h)
+    assert np.median(ratios) > 14 / 20 * 1.1  # drawings are wider than the photos
+
+
+def test_an_empty_photo_is_kept_as_it_is():
+    empty = np.zeros((28, 28), np.uint8)
+    assert sketchdraw.draw(empty, 3, np.random.default_rng(0)) is None
+    frames = sketchdraw.drawn_frames(np.stack([empty, top()]), np.array([3, 0]), seed=0)
+    assert (frames[0] == 0).all() and frames[1].max() > 100
+
+
+def test_frames_are_the_pages_frames_and_repeat_for_a_seed():
+    photos = np.stack([top(10 + i % 8, 14 + i % 10) for i in range(12)])
+    labels = np.arange(12) % 10
+    a = sketchdraw.drawn_frames(photos, labels, seed=0)
+    assert a.shape == (12, 28, 28) and a.dtype == np.uint8
+    assert (a == sketchdraw.drawn_frames(photos, labels, seed=0)).all()
+    assert (a != sketchdraw.drawn_frames(photos, labels, seed=1)).any()
+    # framed as the page frames drawings: the item spans the frame, the inside is filled
+    rows = np.flatnonzero((a[0] > 40).any(1))
+    cols = np.flatnonzero((a[0] > 40).any(0))
+    assert max(np.ptp(rows), np.ptp(cols)) >= 25
+    assert (a > 40).mean() > 0.2  # filled: an outline alone covers far less
+
+
+def test_drawings_are_cached_and_a_damaged_cache_is_made_again(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("FMNIST_CACHE_DIR", str(tmp_path))
+    photos = np.stack([top(12, 18), top(16, 20), top(20, 14)])
+    labels = np.array([0, 4, 8])
+    first = sketchdraw.drawings(photos, labels, versions=2)
+    assert first.shape == (2, 3, 28, 28)
+    files = sorted(sketchdraw.cache_dir().glob("*.npy"))
+    assert len(files) == 2
+
+    def refuse(*_args):
+        raise AssertionError("made again although cached")
+
+    with monkeypatch.context() as m:
+        m.setattr(sketchdraw, "drawn_frames", refuse)
+        assert (sketchdraw.drawings(photos, labels, versions=2) == first).all()
+    files[0].write_bytes(b"not a numpy file")
+    with caplog.at_level(logging.WARNING, logger="fmnist_core.sketchdraw"):
+        again = sketchdraw.drawings(photos, labels, versions=2)
+    assert (again == first).all()
+    assert "damaged drawings cache" in caplog.text
+    assert np.load(files[0]).shape == (3, 28, 28)  # rewritten
+
+
+def test_with_drawings_replaces_about_half_with_a_drawing_of_the_same_image():
+    n = 200  # image i's drawings are flat images of value i + 1 (version 0) or 254 - i (1)
+    ids = torch.arange(1, n + 1, dtype=torch.uint8).view(1, n, 1, 1)
+    drawn = ids.expand(2, n, 28, 28).clone()
+    drawn[1] = 255 - drawn[1]
+    take = torch.randperm(n)[:160]  # a batch: indices into the training set
+    out = with_drawings(torch.zeros(160, 1, 28, 28), drawn, take, torch.Generator().manual_seed(0))
+    replaced = out.flatten(1).amax(1) > 0
+    assert 0.35 < replaced.float().mean() < 0.65
+    values = (out[replaced, 0, 0, 0] * 255).round().long()
+    own = take[replaced] + 1
+    assert ((values == own) | (values == 255 - own)).all()  # the same image's drawing
+    assert (values == own).any() and (values == 255 - own).any()  # both versions used
+    small = with_drawings(torch.zeros(8, 1, 16, 16), drawn, take[:8], torch.Generator())
+    assert small.shape == (8, 1, 16, 16)
+
+
+@pytest.mark.usefixtures("tiny_env")
+def test_the_sketch_preset_trains_on_drawings(monkeypatch, tmp_path, tiny_data_dir):
+    monkeypatch.setenv("FMNIST_CACHE_DIR", str(tmp_path))
+    cfg = preset("sketch").replace(epochs=1, batch_size=100, amp=False)
+    events = list(train(cfg, load_tensors(28, tiny_data_dir)))
+    assert events[-1].status == "finished", events[-1]
+    assert len(list(sketchdraw.cache_dir().glob("*.npy"))) == sketchdraw.VERSIONS
+
+
+@pytest.mark.usefixtures("tiny_env")
+def test_a_stop_while_drawing_ends_the_run_and_caches_nothing(monkeypatch, tmp_path, tiny_data_dir):
+    monkeypatch.setenv("FMNIST_CACHE_DIR", str(tmp_path))
+    stop = threading.Event()
+    stop.set()  # the user stops before the first chunk of drawings is made
+    cfg = preset("sketch").replace(epochs=1, batch_size=100, amp=False)
+    events = list(train(cfg, load_tensors(28, tiny_data_dir), stop=stop))
+    assert [type(e).__name__ for e in events] == ["RunEnd"]
+    assert events[0].status == "stopped" and events[0].epochs_done == 0
+    assert not list(tmp_path.glob("*.npy"))
+
+
+def test_sketch_preset_turns_it_on_and_others_do_not():
+    assert PRESETS["sketch"].sketch_augment and PRESETS["sketch"].arch == "bn3"
+    assert not any(p.sketch_augment for n, p in PRESETS.items() if n != "sketch")
+    assert TrainConfig.from_dict(PRESETS["sketch"].to_dict()) == PRESETS["sketch"]
