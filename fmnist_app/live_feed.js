@@ -226,7 +226,7 @@ class LiveView {
     const done = started ? Math.min(1, ((r.epoch - 1) * r.batches + r.batch) / (epochs * r.batches)) : 0;
     this.fill.style.width = `${(100 * done).toFixed(1)}%`;
     if (!started) {
-      this.barText.textContent = "Preparing the data and the model ...";
+      this.barText.textContent = this.data.preparing || "Preparing the data and the model ...";
       this.numbers.textContent = ""; this.busy.textContent = "";
       return;
     }

@@ -32,6 +32,7 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from fmnist_app.jobs import JobSnapshot
+from fmnist_core.config import TrainConfig
 from fmnist_core.live_chart import live_layout
 from fmnist_core.runs import runs_dir
 
@@ -64,6 +65,15 @@ def _component():
     )  # fmt: skip
 
 
+def preparing_text(cfg: TrainConfig | None) -> str:
+    """What the bar says before the first batch; the sketch preset may first make its
+    drawings (fmnist_core.sketchdraw: once, then cached)."""
+    if cfg is not None and cfg.sketch_augment:
+        return ("Preparing the data and the model ... (the first run with drawings "
+                "also draws every training photo: ~3 min on 2 cores, once)")  # fmt: skip
+    return "Preparing the data and the model ..."
+
+
 def events_url(run_id: str) -> str:
     folder = str(runs_dir().resolve())
     return f"{_files_route(folder)}/{run_id}/events.jsonl"
@@ -74,7 +84,8 @@ def live_feed(snap: JobSnapshot, view: str, picked: list) -> bool:
     asked for when the run's record said it ended (the job may need a moment to be over)."""
     layout = live_layout(view, snap.batches, snap.previous, picked)
     data = {"url": events_url(snap.run_id), "view": view, "layout": layout,
-            "epochs": snap.epochs, "paused": snap.paused, "busy_share": BUSY_SHARE}  # fmt: skip
+            "epochs": snap.epochs, "paused": snap.paused, "busy_share": BUSY_SHARE,
+            "preparing": preparing_text(snap.config)}  # fmt: skip
     result = _component()(
         data=data, key="live_feed", on_ended_change=lambda: None, on_check_change=lambda: None
     )

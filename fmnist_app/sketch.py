@@ -97,8 +97,8 @@ def pick_model() -> Loaded | None:
     if run is not None and not default and label.startswith("Active: "):
         st.caption(f"The active run: {run.label()}.")
     if default and run.path == SKETCH_MODEL_DIR:
-        st.caption("The model shipped for drawings (it learned from drawing-like versions of the "
-                   "training images). Your own runs are in the list.")  # fmt: skip
+        st.caption("The model shipped for drawings (it learned from the training photos and "
+                   "from drawings of them). Your own runs are in the list.")  # fmt: skip
     try:
         model = load_model(str(run.path), stamp(run))
     except RunError as exc:

@@ -62,7 +62,7 @@ def stamp(run: Run) -> float:
 def why(run: Run) -> str:
     """How a model was trained, in the words that explain its answers to drawings."""
     cfg = run.config
-    seen = "with drawing-like images" if cfg.sketch_augment else "on photos only"
+    seen = "on photos and drawings of them" if cfg.sketch_augment else "on photos only"
     return f"trained at {cfg.image_size}x{cfg.image_size} {seen}"
 
 

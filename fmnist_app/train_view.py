@@ -15,7 +15,7 @@ import streamlit as st
 from fmnist_app import train_form as F
 from fmnist_app.common import CONFUSION_PAGE, plain, plural, show_data_error, sidebar_status
 from fmnist_app.jobs import JobSnapshot, job_manager
-from fmnist_app.live_feed import BUSY_SHARE, in_browser
+from fmnist_app.live_feed import BUSY_SHARE, in_browser, preparing_text
 from fmnist_app.train_chart import chart
 from fmnist_core import load_dataset
 from fmnist_core.config import PRESET_NOTES, PRESETS
@@ -82,7 +82,7 @@ def progress(snap: JobSnapshot) -> None:
     """One progress bar and one line of numbers: each element costs the browser at every poll
     (two bars and four st.metric cost ~1/3 of the live view's browser CPU)."""
     if snap.status == "starting" or not snap.epoch:
-        st.progress(0.0, text="Preparing the data and the model ...")
+        st.progress(0.0, text=preparing_text(snap.config))
         return
     st.progress(
         snap.progress,

@@ -13,6 +13,7 @@ from fmnist_app import live_feed, train_view
 from fmnist_app.live_feed import ENV
 from fmnist_app.runs_view import SELECTED_KEY
 from fmnist_core import runs
+from fmnist_core.config import preset
 from fmnist_core.live_chart import live_layout, training_series
 from tests.app.test_train_page import open_page, rows, start_held
 from tests.fake_runs import make_run
@@ -91,3 +92,9 @@ def test_the_page_polls_slowly_once_the_browser_draws(jobs, gate, monkeypatch):
     start_held(at, jobs, gate)
     at.run()
     assert polls[0] is None and polls[-1] == train_view.SAFETY_POLL_S
+
+
+def test_the_bar_says_why_the_sketch_presets_first_run_takes_longer_to_start():
+    plain = "Preparing the data and the model ..."
+    assert "draws every training photo" in live_feed.preparing_text(preset("sketch"))
+    assert live_feed.preparing_text(preset("seed")) == live_feed.preparing_text(None) == plain
