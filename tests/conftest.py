@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +22,20 @@ REPO = Path(__file__).resolve().parent.parent
 REAL_DATA = [data.PROJECT_DATA_DIR, data.SYSTEM_DATA_DIR]
 # Tests must never reach the network.
 os.environ.setdefault("FMNIST_OFFLINE", "1")
-# Drawings made for training (fmnist_core.sketchdraw) go to a folder of this test session.
-os.environ.setdefault("FMNIST_CACHE_DIR", tempfile.mkdtemp(prefix="fmnist-drawings-"))
 PACE = pytest.StashKey[str | None]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drawings_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Drawings made for training (fmnist_core.sketchdraw) go to this session's folder."""
+    before = os.environ.get("FMNIST_CACHE_DIR")
+    folder = tmp_path_factory.mktemp("drawings")
+    os.environ["FMNIST_CACHE_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("FMNIST_CACHE_DIR", None)
+    else:
+        os.environ["FMNIST_CACHE_DIR"] = before
 
 
 def pytest_configure(config: pytest.Config) -> None:
