@@ -108,6 +108,8 @@ def measure(page, strokes: int, seed: int) -> list[tuple[float, float]]:
         if i and i % 6 == 0:
             main_area(page).get_by_role("button", name="Clear").click()
             page.get_by_text("Draw something on the canvas").wait_for()
+            # Clear mounts a new canvas (a new key); the old one can stay a moment beside it.
+            wait_until(lambda: upper.count() == 1, STROKE_S, "one canvas after Clear", page)
             upper.wait_for()
         shown_before = page.evaluate("window.__shown.length")
         upper.scroll_into_view_if_needed()
