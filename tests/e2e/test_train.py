@@ -330,8 +330,14 @@ def test_quick_changes_in_a_row_all_stick(page: Page) -> None:
     # The second change reaches the server before the browser drew "Custom" in the preset
     # selector (set by the redraw after the first): it must not read as a pick of the preset.
     main(page).get_by_text("28x28", exact=True).click()
-    click_slider(page, "Batch size", 0.0)  # its first value, 16
-    click_epochs(page, epochs)
+    # The slider by its thumb and the keyboard, not a click at coordinates: the first
+    # change's redraw can move the slider between reading its box and clicking there.
+    sliders = main(page).get_by_test_id("stSlider")
+    sliders.filter(has_text="Batch size").get_by_role("slider").press("Home")  # 16, the first
+    thumb = sliders.filter(has_text="Epochs").get_by_role("slider")
+    thumb.press("Home")
+    for _ in range(epochs - int(RANGES["epochs"][0])):
+        thumb.press("ArrowRight")
     wait_idle(page)
     steps = f"{BATCH} = {STEPS:,} steps per epoch; {epochs * STEPS:,} steps in {epochs} epochs"
     expect(caption).to_contain_text(f"batches of {steps}")
