@@ -105,7 +105,7 @@ def not_clothing(n: int = 200, seed: int = 0) -> list[np.ndarray]:
     return out
 
 
-def test_mix(tensors: Tensors) -> torch.Tensor:
+def mixed_test_images(tensors: Tensors) -> torch.Tensor:
     """The test images with half of them shown as framed drawings: what the limit keeps."""
     drawn = drawings_of(tensors.test_x, tensors.test_y, versions=1)
     every = torch.arange(len(tensors.test_y))
@@ -125,7 +125,7 @@ def calibrate(model: nn.Module, image_size: int, data_dir: str | None = None) ->
     cov = centred.T @ centred / len(feats)
     cov += 1e-3 * cov.diagonal().mean() * torch.eye(len(cov), dtype=cov.dtype)  # invertible
     limits = {"means": means, "precision": torch.linalg.inv(cov)}
-    mixed = test_mix(tensors)
+    mixed = mixed_test_images(tensors)
     limits["limit"] = float(torch.quantile(distance(_outputs(model, mixed)[1], limits), KEEP))
     real = judge_batch(model, tensors.test_x, limits)
     others = torch.cat([prepare(im, image_size).tensor for im in not_clothing()])

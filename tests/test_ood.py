@@ -64,7 +64,7 @@ def test_calibration_keeps_the_share_of_the_test_set(tiny_env):
     model = build_model(TrainConfig(arch="bn3", image_size=28, conv1=4, conv2=8))
     limits = ood.calibrate(model, 28)
     assert limits["means"].shape == (10, 16) and limits["precision"].shape == (16, 16)
-    mixed = ood.test_mix(load_tensors(28))
+    mixed = ood.mixed_test_images(load_tensors(28))
     kept = ood.distance(ood._outputs(model, mixed)[1], limits) <= limits["limit"]
     assert kept.double().mean() == pytest.approx(ood.KEEP, abs=0.01)  # the quantile it set
     assert 0 <= limits["not_clothing_caught"] <= 1

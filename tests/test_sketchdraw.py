@@ -41,15 +41,26 @@ def test_a_coat_is_drawn_with_its_front_opening_and_a_sandal_with_no_marks():
     assert 70 <= openings <= 95  # ~85%: people do not always draw it
 
 
-def test_marks_stay_on_the_item():
-    photo = top()
-    for seed in range(20):
-        ink = sketchdraw.draw(photo, 6, np.random.default_rng(seed))
-        assert ink is not None and ink.dtype == np.float32
-        assert ink.min() >= 0 and ink.max() <= 1
-        rows, cols = np.flatnonzero((ink > 0.5).any(1)), np.flatnonzero((ink > 0.5).any(0))
-        # the drawing's box: the item's (stretched up to ASPECT) plus the frame and rotation
-        assert rows[-1] - rows[0] < 150 and cols[-1] - cols[0] < 220
+def test_marks_are_drawn_on_the_item_only(monkeypatch):
+    """A mark reaching past the item (here: across the empty margin above it) is cut off."""
+    monkeypatch.setattr(sketchdraw, "ROTATION", 0)
+    monkeypatch.setattr(sketchdraw, "STYLE_ODDS", (1.0, 0.0, 0.0, 0.0))  # outlines only
+
+    def marks(label, box, rng):
+        y0, y1, x0, x1 = box
+        return [[(x0, y0 - 5), (x1, y0 - 5)], [((x0 + x1) / 2, y0), ((x0 + x1) / 2, y1)]]
+
+    monkeypatch.setattr(sketchdraw, "_marks", marks)
+    ink = sketchdraw.draw(top(), 4, np.random.default_rng(0)) > 0.5
+    monkeypatch.setattr(sketchdraw, "_marks", lambda *_: [])
+    plain = sketchdraw.draw(top(), 4, np.random.default_rng(0)) > 0.5
+    rows = np.flatnonzero(plain.any(1))
+    middle = ink.shape[1] // 2
+    band = slice(rows[0] + 20, rows[-1] - 20)
+    assert ink[band, middle - 3 : middle + 4].any(1).all()  # the opening, down the middle
+    assert not plain[band, middle - 3 : middle + 4].any()
+    # the line in the air is cut at the item's edge (the mask grown by 1 px), not drawn above
+    assert not ink[: rows[0] - 1].any()
 
 
 def test_drawings_are_wider_than_the_photo_on_average():
