@@ -9,10 +9,11 @@ what a person with a mouse draws of that item, then goes through ``sketch.frame_
 same crop, fill, seam and scale rules as a drawing on the page, so the model learns from
 exactly the kind of image the page gives it:
 
-- the item's silhouette (pixels above a random level, small gaps closed), stretched to a
-  wider or narrower aspect (people draw tops wider than the photos: ~27 px vs ~21 measured),
-  its outline traced with a pen 1-11% of the item's size; parts thinner than ~2.4 photo
-  pixels (a sandal's straps, a bag's handle) drawn as one line, as people draw them;
+- the item's silhouette (pixels above a random level, small gaps closed), its proportions
+  drawn closer to square than the photo's (``ASPECT_POWER``: people draw tops and trousers
+  wider, ~27 px vs ~21 for tops, and low, long shoes taller than the photos show them), its
+  outline traced with a pen 1-11% of the item's size; parts thinner than ~2.4 photo pixels
+  (a sandal's straps, a bag's handle) drawn as one line, as people draw them;
 - drawn as an outline (60%), coloured in (20%: the silhouette solid, marks covered, as the
   canvas's one white pen covers them), or an outline with a sparse hatching inside (20%);
 - the marks a person draws to say *which* item it is, by rule from the photo's box, each
@@ -53,17 +54,23 @@ from fmnist_core.sketch import FRAME, _max_filter, frame_ink
 
 log = logging.getLogger(__name__)
 
-RECIPE = 2  # bump when the drawings change: the cache is keyed by it
+RECIPE = 3  # bump when the drawings change: the cache is keyed by it
 VERSIONS = 2  # drawings per photo (different pens, styles, marks)
 SEED = 0
 ITEM_PX = 104  # the item's longest side while drawing (the page frames at 112)
 PAD = 8
-ASPECT = (0.85, 1.6)  # width stretch: drawings are wider than the photos
+# Proportions drawn closer to square than the photo's: a width:height ratio r is drawn as
+# r**a (a uniform in ASPECT_POWER) times exp(+-ASPECT_JITTER). Measured (README): people draw
+# tops and trousers wider and low, long shoes taller than the photos show them.
+ASPECT_POWER = (0.25, 1.0)
+ASPECT_JITTER = 0.25
 PEN = (0.012, 0.11)  # pen width, share of the item's size (log-uniform)
 # "detail" is drawn as "outline" is (marks go on every style but "filled"): two names for
-# one style, kept so that the shipped model's drawings are made again exactly (RECIPE 2).
+# one style, kept so that the shipped model's drawings are made again exactly (RECIPE 3).
 STYLES = ("outline", "filled", "scribble", "detail")
 STYLE_ODDS = (0.3, 0.2, 0.2, 0.3)
+LONG_COAT = 0.7  # of the coats drawn with the body below the sleeves ...
+LONG_BY = (0.05, 0.25)  # ... by this share of the item's height
 ROTATION = 12  # degrees, at most
 THIN = 9  # px while drawing (~2.4 px of the photo): narrower parts are drawn as one line
 CHUNK = 500  # photos per task when drawing in worker processes
@@ -153,6 +160,21 @@ def _marks(label: int, box: tuple[int, int, int, int], rng: np.random.Generator)
     return out  # sandal: its straps are in the silhouette already
 
 
+def _long_coat(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A coat's ``mask`` with its body reaching below the sleeves, as people draw a coat (the
+    photos are mostly jackets whose sleeves end level with the hem: measured, the middle of a
+    coat photo ends a median 1 px *above* its sides): the bottom's middle, a body's width,
+    drawn on downwards by LONG_BY of the item's height."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    h, w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    side = rng.uniform(0.15, 0.25)  # the sleeves' share of the width, each side
+    left, right = cols[0] + round(side * w), cols[-1] - round(side * w)
+    longer = round(rng.uniform(*LONG_BY) * h)
+    out = np.pad(mask, ((0, longer), (0, 0)))
+    out[rows[-1] - longer : rows[-1] + longer + 1, left : right + 1] = True
+    return out
+
+
 def _draw_lines(shape: tuple[int, int], lines: list[Line], width: int) -> np.ndarray:
     layer = Image.new("L", (shape[1], shape[0]), 0)
     pen = ImageDraw.Draw(layer)
@@ -174,12 +196,16 @@ def draw(photo: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray 
     if rows.size == 0:
         return None
     crop = p[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    stretch = math.exp(rng.uniform(*np.log(ASPECT)))
+    ratio = crop.shape[1] / crop.shape[0]
+    power, jitter = rng.uniform(*ASPECT_POWER), rng.uniform(-ASPECT_JITTER, ASPECT_JITTER)
+    stretch = ratio ** (power - 1) * math.exp(jitter)  # the ratio drawn: ratio**power * e**jitter
     scale = ITEM_PX / max(crop.shape[1] * stretch, crop.shape[0])
     size = (max(4, round(crop.shape[1] * stretch * scale)), max(4, round(crop.shape[0] * scale)))
     big = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BICUBIC))
     mask = np.pad(big, PAD) > rng.uniform(0.03, 0.15)
     mask |= ~_max_filter(~_max_filter(mask, 5), 5)  # a closing: small gaps are not drawn
+    if label == 4 and rng.random() < LONG_COAT:
+        mask = _long_coat(mask, rng)
     item = max(size)
     pen = max(1, round(item * math.exp(rng.uniform(*np.log(PEN)))))
     style = STYLES[rng.choice(len(STYLES), p=STYLE_ODDS)]
