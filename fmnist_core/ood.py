@@ -34,7 +34,7 @@ from torch import nn
 from fmnist_core.atomic import atomic_write_bytes
 from fmnist_core.data import NUM_CLASSES, Tensors, load_tensors
 from fmnist_core.runfiles import RunError, load_weights
-from fmnist_core.sketch import prepare
+from fmnist_core.sketch import mirror_mean, mirrored, prepare
 from fmnist_core.sketchdraw import drawings_of, with_drawings
 from fmnist_core.threads import one_thread
 
@@ -55,16 +55,22 @@ class Answer:
 
 
 @torch.inference_mode()
-def _outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits (N, 10), features (N, C): the last conv block averaged over positions)."""
+def _outputs(
+    model: nn.Module, x: torch.Tensor, mirror: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-probabilities (N, 10): with ``mirror``, each input's and its mirror image's
+    averaged, as ``sketch.predict`` answers; features (N, C) of the input: the last conv
+    block averaged over positions)."""
     model.eval()
     device = next(model.parameters()).device
     logits, feats = [], []
     with one_thread():
         for chunk in x.split(500):
-            f = model.features(chunk.to(device))
-            logits.append(model.head(f.flatten(1)).float().cpu())
-            feats.append(f.float().mean((2, 3)).double().cpu())
+            chunk = chunk.to(device)
+            f = model.features(mirrored(chunk) if mirror else chunk)
+            probs = torch.softmax(model.head(f.flatten(1)).float(), -1)
+            logits.append((mirror_mean(probs) if mirror else probs).log().cpu())
+            feats.append(f[: len(chunk)].float().mean((2, 3)).double().cpu())
     return torch.cat(logits), torch.cat(feats)
 
 
@@ -118,7 +124,7 @@ def calibrate(model: nn.Module, image_size: int, data_dir: str | None = None) ->
     gen = torch.Generator().manual_seed(0)
     idx = torch.randperm(len(tensors.train_y), generator=gen)[:FIT_IMAGES]
     drawn = drawings_of(tensors.train_x, tensors.train_y)  # the sketch preset's own: cached
-    _, feats = _outputs(model, with_drawings(tensors.train_x[idx], drawn, idx, gen))
+    _, feats = _outputs(model, with_drawings(tensors.train_x[idx], drawn, idx, gen), mirror=False)
     labels = tensors.train_y[idx]
     means = torch.stack([feats[labels == c].mean(0) for c in range(NUM_CLASSES)])
     centred = feats - means[labels]
@@ -126,7 +132,8 @@ def calibrate(model: nn.Module, image_size: int, data_dir: str | None = None) ->
     cov += 1e-3 * cov.diagonal().mean() * torch.eye(len(cov), dtype=cov.dtype)  # invertible
     limits = {"means": means, "precision": torch.linalg.inv(cov)}
     mixed = mixed_test_images(tensors)
-    limits["limit"] = float(torch.quantile(distance(_outputs(model, mixed)[1], limits), KEEP))
+    _, feats = _outputs(model, mixed, mirror=False)
+    limits["limit"] = float(torch.quantile(distance(feats, limits), KEEP))
     real = judge_batch(model, tensors.test_x, limits)
     others = torch.cat([prepare(im, image_size).tensor for im in not_clothing()])
     caught = ~judge_batch(model, others, limits)

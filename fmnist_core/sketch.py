@@ -329,9 +329,22 @@ def prepare(image: Any, image_size: int = 28, fill: bool = True) -> Prepared:
     return from_frame(frame_ink(to_ink(image), fill=fill), image_size)
 
 
+def mirrored(x: torch.Tensor) -> torch.Tensor:
+    """Inputs (N, 1, S, S) followed by their mirror images: (2N, 1, S, S)."""
+    return torch.cat([x, x.flip(-1)])
+
+
+def mirror_mean(probs: torch.Tensor) -> torch.Tensor:
+    """(2N, 10) probabilities of ``mirrored`` inputs -> (N, 10): each input's and its mirror
+    image's averaged. A drawing has no left and right (people draw a shoe facing either
+    way); averaging the two answers scored +1.1 points on the sketch set's dev split, mean
+    of 10 models, better for 9 of them (README)."""
+    return probs.view(2, -1, probs.shape[-1]).mean(0)
+
+
 @torch.inference_mode()
 def predict(model: nn.Module, tensor: torch.Tensor) -> np.ndarray:
-    """Class probabilities (10,) float for one input (1, 1, S, S).
+    """Class probabilities (10,) float for one input (1, 1, S, S) and its mirror image, averaged.
 
     One CPU thread: a single small image gains nothing from more, and on a busy CPU (a
     training running next to it) the thread pool's waiting made it ~10x slower (measured).
@@ -339,7 +352,8 @@ def predict(model: nn.Module, tensor: torch.Tensor) -> np.ndarray:
     """
     device = next(model.parameters()).device
     with one_thread():
-        return torch.softmax(model(tensor.to(device)), dim=1)[0].float().cpu().numpy()
+        probs = torch.softmax(model(mirrored(tensor.to(device))).float(), dim=1)
+        return mirror_mean(probs)[0].cpu().numpy()
 
 
 def dataset_image(index: int, image_size: int, data_dir: str | Path | None = None) -> tuple:

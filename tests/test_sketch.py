@@ -231,6 +231,23 @@ def test_predict_gives_probabilities_deterministically():
     assert np.array_equal(probs, sketch.predict(model, tensor))
 
 
+def test_an_answer_is_the_same_for_a_drawing_and_its_mirror_image():
+    """predict averages the drawing's and its mirror image's probabilities (a shoe may face
+    either way); the page's OOD judge answers with the same probabilities."""
+    from fmnist_core import ood
+
+    torch.manual_seed(0)
+    model = NotebookCNN(4, 8, 16).eval()
+    x = torch.rand(1, 1, 16, 16)
+    plain = torch.softmax(model(x), 1)[0]
+    flipped = torch.softmax(model(x.flip(-1)), 1)[0]
+    assert not torch.allclose(plain, flipped)  # the model itself is not symmetric
+    probs = sketch.predict(model, x)
+    assert np.allclose(probs, ((plain + flipped) / 2).detach().numpy(), atol=1e-6)
+    assert np.allclose(probs, sketch.predict(model, x.flip(-1)), atol=1e-6)
+    assert np.allclose(ood.judge(model, x, None).probs, probs, atol=1e-5)
+
+
 def test_dataset_image_is_not_reframed(tiny_env):
     prepared, label = sketch.dataset_image(13, 28)
     ds = data.load_dataset()
