@@ -166,7 +166,8 @@ def _long_coat(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A coat's ``mask`` with its body reaching below the sleeves, as people draw a coat (the
     photos are mostly jackets whose sleeves end level with the hem: measured, the middle of a
     coat photo ends a median 1 px *above* its sides): the bottom's middle, a body's width,
-    drawn on downwards by LONG_BY of the item's height."""
+    made solid from ``longer`` above the hem to ``longer`` below it (LONG_BY of the item's
+    height), so a dip in the hem does not stay a notch."""
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     h, w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
     side = rng.uniform(0.15, 0.25)  # the sleeves' share of the width, each side

@@ -83,5 +83,5 @@ def test_the_shipped_sketch_model_knows_clothing_from_lines_and_noise():
     model = load_run(SKETCH_MODEL_DIR).load_model()
     others = [ood.judge(model, prepare(im).tensor, limits) for im in ood.not_clothing(50, seed=9)]
     drawings = [ood.judge(model, prepare(d.image).tensor, limits) for d in sketch_set("dev", 5)]
-    assert np.mean([not a.clothing for a in others]) >= 0.3  # measured: 44% (README: 41.5% of 200)
+    assert np.mean([not a.clothing for a in others]) >= 0.3  # measured: 44% (README: 42.5% of 200)
     assert np.mean([a.clothing for a in drawings]) >= 0.75
