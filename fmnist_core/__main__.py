@@ -12,4 +12,9 @@ except KeyboardInterrupt:
     print("interrupted by Ctrl-C; nothing was saved", file=sys.stderr)
     sys.exit(130)
 
-sys.exit(main())
+code = main()
+from fmnist_core import distributed  # noqa: E402 - loaded by main() already
+
+if distributed.joined():  # a torchrun rank: leave without finalizing (see end_process)
+    distributed.end_process(code)
+sys.exit(code)

@@ -22,9 +22,13 @@ How the work is split (train.py does it with these helpers):
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import logging
 import os
+import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -35,6 +39,9 @@ DIED = (
     "a process of the torchrun group failed or died ({error}); see torchrun's output for "
     "which rank and why"
 )
+
+
+_joined = False  # init() was called in this process (see end_process)
 
 
 class DistError(RuntimeError):
@@ -91,7 +98,9 @@ def device_for(ctx: Dist, device_name: str) -> torch.device:
 
 def init(ctx: Dist, device: torch.device) -> Dist:
     """Join the process group (once per process): NCCL for CUDA, gloo for the CPU."""
+    global _joined
     backend = "nccl" if device.type == "cuda" else "gloo"
+    _joined = True
     if not dist.is_initialized():
         try:
             dist.init_process_group(backend, timeout=TIMEOUT, device_id=_device_id(device))
@@ -110,6 +119,28 @@ def _device_id(device: torch.device) -> torch.device | None:
 def close() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def joined() -> bool:
+    """Whether this process has joined a process group (it then ends with ``end_process``)."""
+    return _joined
+
+
+def end_process(code: int) -> NoReturn:
+    """Exit with ``code`` now, without the interpreter's finalization.
+
+    A process that trained under DDP must not finalize: DDP keeps the process group alive after
+    ``destroy_process_group()`` (torch 2.x), so gloo's worker threads outlive it, and one that
+    still holds the last reference to a collective's tensor when the interpreter finalizes must
+    take the GIL to free it, which aborts the process ("terminate called without an active
+    exception", SIGABRT). It happens when the worker lags the main thread - on a loaded machine,
+    to a rank that ends right after its last all-reduce. Everything the run writes is written
+    (atomically) by then; this flushes what is buffered and leaves."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing can reach it
+            stream.flush()
+    os._exit(code)
 
 
 def all_sum(values: list[float], device: torch.device) -> list[float]:

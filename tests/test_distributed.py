@@ -56,6 +56,17 @@ def test_from_env_outside_torchrun_is_one_process(monkeypatch):
         distributed.from_env()
 
 
+def test_end_process_flushes_and_exits_with_the_code():
+    # what a torchrun rank ends with (__main__): os._exit, so a pipe's buffer must be flushed
+    code = ("import sys; from fmnist_core import distributed; assert not distributed.joined(); "
+            "print('last line', end=''); sys.stderr.write('why'); "
+            "distributed.end_process(3)")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as usual
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                          env=env, timeout=TIMEOUT_S)  # fmt: skip
+    assert (proc.returncode, proc.stdout, proc.stderr) == (3, "last line", "why")
+
+
 def test_two_processes_make_one_run_with_single_process_numbers(tiny_env, runs_dir):
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     ddp = subprocess.run(torchrun(*FLAGS), capture_output=True, text=True, cwd=REPO, env=env,
