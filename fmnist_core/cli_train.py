@@ -33,6 +33,7 @@ from fmnist_core.data import DataError, Tensors, load_tensors
 from fmnist_core.distributed import Dist, DistError
 from fmnist_core.events import BatchProgress, EpochEnd, Event, RunEnd, epoch_row
 from fmnist_core.gate import Gate
+from fmnist_core.owner import ORPHANED, Owner
 from fmnist_core.record import RunRecorder
 from fmnist_core.runs import ACTIVE_FILE, RunError, set_active
 from fmnist_core.train import EpochTarget, train
@@ -93,12 +94,18 @@ class _Output:
             self.stop.stop(OUTPUT_CLOSED)
 
 
-def _with_reason(events: Iterator[Event], stop: _Stop) -> Iterator[Event]:
-    """Puts the stop flag's reason (Ctrl-C or "output closed") on a "stopped" run's end."""
+def _with_reason(
+    events: Iterator[Event], stop: _Stop, owner: Owner | None = None
+) -> Iterator[Event]:
+    """Puts the stop flag's reason (Ctrl-C, "output closed", the owner gone) on a "stopped"
+    run's end. Under torchrun another rank may have seen the owner go first: asked again."""
     with contextlib.closing(events):  # type: ignore[type-var]
         for event in events:
-            if isinstance(event, RunEnd) and event.status == "stopped" and stop.reason:
-                event = dataclasses.replace(event, reason=stop.reason)
+            if isinstance(event, RunEnd) and event.status == "stopped":
+                if not stop.reason and owner is not None and owner.gone():
+                    stop.stop(ORPHANED)
+                if stop.reason:
+                    event = dataclasses.replace(event, reason=stop.reason)
             yield event
 
 
@@ -128,6 +135,8 @@ def run_training(
                "training images; choose fewer, or 0 for all")  # fmt: skip
     stop = _Stop()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.stop(USER_STOP))  # keeps epochs
+    owner = Owner.from_env()  # started by the app: stop when it is gone (owner.py)
+    watching = owner.watch(lambda: stop.stop(ORPHANED)) if owner else None
     try:
         if ctx is not None and not ctx.main:
             return _train_rank(cfg, tensors, stop, ctx)
@@ -135,12 +144,16 @@ def run_training(
         if control is not None:
             control.install()
         try:
-            return _train_run(cfg, tensors, stop, runs_dir, as_json, ctx, run_id_file, control)
+            return _train_run(
+                cfg, tensors, stop, runs_dir, as_json, ctx, run_id_file, control, owner
+            )
         finally:
             if control is not None:
                 control.restore()
     finally:
         signal.signal(signal.SIGINT, previous)
+        if watching is not None:
+            watching.set()
 
 
 def _train_rank(cfg: TrainConfig, tensors: Tensors, stop: _Stop, ctx: Dist) -> int:
@@ -165,6 +178,7 @@ def _train_run(
     ctx: Dist | None = None,
     run_id_file: str | None = None,
     control: SignalControl | None = None,
+    owner: Owner | None = None,
 ) -> int:
     try:
         rec = RunRecorder.create(cfg, runs_dir)
@@ -179,7 +193,7 @@ def _train_run(
         return 130
     out = _Output(stop)
     target = EpochTarget(cfg.epochs)
-    events = _with_reason(train(cfg, tensors, stop, ctx=ctx, epochs=target), stop)
+    events = _with_reason(train(cfg, tensors, stop, ctx=ctx, epochs=target), stop, owner)
     if control is not None:  # inside the gate: a raise made while held is taken on release
         events = control.wrap(events, stop, target)
     gate = Gate.from_env()  # tests only: hold the run where a test asks

@@ -12,13 +12,11 @@ set flags; the events' consumer acts on them between two batches, as the app's t
 the test gate do: a paused training is simply not resumed. Off unless asked for
 (``--control-signals``): in a terminal, Ctrl-Z should still suspend the CLI as usual.
 
-A child whose parent is gone (the server was killed) stops before its next batch, saved as
-"stopped": no training left running for nobody.
+A child whose server is gone stops too, even while paused: see owner.py.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -28,7 +26,6 @@ from fmnist_core.events import Event
 from fmnist_core.train import EpochTarget
 
 PAUSE, RESUME, MORE = signal.SIGTSTP, signal.SIGCONT, signal.SIGUSR1
-ORPHANED = "the app's server that started it is gone"
 POLL_S = 0.1  # a paused loop's check of its stop flag (a signal also wakes it)
 
 
@@ -40,7 +37,6 @@ class SignalControl:
         self._go.set()
         self.extends: list[int] = []  # "one more epoch" requests not yet given to the target
         self._previous: dict[int, Any] = {}
-        self.parent = os.getppid()  # the launcher; another parent: it died (re-parented)
 
     def install(self) -> None:
         """Handle the signals in this (main) thread until ``restore``."""
@@ -75,8 +71,6 @@ class SignalControl:
         epochs and wait while paused (a stop ends the wait: the loop then stops)."""
         for event in events:
             yield event
-            if os.getppid() != self.parent:
-                _stop(stop, ORPHANED)
             self._apply(target)
             while not self._go.wait(POLL_S) and not stop.is_set():
                 pass
@@ -86,11 +80,3 @@ class SignalControl:
         while self.extends:
             self.extends.pop()
             target.extend()  # None once the last epoch is over: the run's record says so
-
-
-def _stop(stop: threading.Event, reason: str) -> None:
-    """Set the stop flag, with its reason where it keeps one (the CLI's)."""
-    if callable(getattr(stop, "stop", None)):
-        stop.stop(reason)
-    else:
-        stop.set()

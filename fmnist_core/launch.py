@@ -11,7 +11,8 @@ The group runs ``python -m torch.distributed.run --standalone --nproc-per-node N
 fmnist_core train ...`` in a session of its own (its own process group), so one signal
 reaches torchrun and every rank: each rank's Ctrl-C handler sets its stop flag, the ranks
 agree on it before the next batch (distributed.py) and rank 0 records the run as "stopped";
-torchrun forwards the signal too and waits for the ranks. The app's job manager uses this
+torchrun forwards the signal too and waits for the ranks. The processes stop the same way when
+the process that launched them ends (owner.py). The app's job manager uses this
 for its "N processes (torchrun)" choice, and ``launch_process`` for every other training:
 then the server's threads never hold the GIL that the training loop needs (see
 fmnist_app.jobs).
@@ -32,6 +33,7 @@ from pathlib import Path
 from fmnist_core import control
 from fmnist_core.config import PRESETS, SWITCHES, TrainConfig
 from fmnist_core.data import locate
+from fmnist_core.owner import Owner
 from fmnist_core.runfiles import runs_dir as resolve_runs_dir
 
 MAX_PROCESSES = 16  # per machine; more is a mistake on any machine this runs on
@@ -163,7 +165,7 @@ def _launch(
            "--runs-dir", str(resolve_runs_dir(runs_dir).resolve())]  # fmt: skip
     if data_dir:
         cmd += ["--data-dir", str(Path(data_dir).resolve())]
-    env = os.environ | {"PYTHONPATH": os.pathsep.join(
+    env = os.environ | Owner.this_process().env() | {"PYTHONPATH": os.pathsep.join(
         p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
     with open(folder / "output.log", "wb") as out:  # the child keeps its own descriptor
         proc = subprocess.Popen(

@@ -48,12 +48,34 @@ def runs_dir(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get("FMNIST_RUNS_DIR") or PROJECT_RUNS_DIR).expanduser()
 
 
-def process_start(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (guards against PID reuse), None if unknown."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command's name (state first), None if unknown."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+    return fields if len(fields) > 19 else None
+
+
+def process_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (guards against PID reuse), None if unknown."""
+    fields = _stat(pid)
+    return fields[19] if fields else None
+
+
+def process_alive(pid: int, start: str | None) -> bool:
+    """Whether the local process ``pid`` still runs and is the one that started at ``start``
+    (None: any); an exited process that its parent has not reaped yet (a zombie) is not."""
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        pass  # it exists, owned by another user: its start time decides
+    except OSError:
+        return False
+    fields = _stat(pid)
+    if fields is None:  # no /proc here: the signal's answer is all there is
+        return True
+    return fields[0] != "Z" and start in (None, fields[19])
 
 
 def _short(value: Any) -> str:

@@ -53,7 +53,7 @@ from fmnist_core.runfiles import (
     check_probs,
     check_state_dict,
     load_weights,
-    process_start,
+    process_alive,
     read_json,
     runs_dir,
     weights_limit,
@@ -73,17 +73,6 @@ def __getattr__(name: str) -> Any:
     if name == "start_run":
         return importlib.import_module("fmnist_core.session").start_run
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _alive(pid: int, proc_start: str | None) -> bool:
-    """Whether the local process ``pid`` (checked by check_info) is still the run's."""
-    try:
-        os.kill(pid, 0)
-    except PermissionError:
-        pass  # it exists, owned by another user: the start time decides
-    except OSError:
-        return False
-    return proc_start is None or process_start(pid) in (None, proc_start)
 
 
 def _idle_s(folder: Path) -> float:
@@ -128,7 +117,7 @@ class Run:
         if status != "running":
             return status
         if self.local:
-            alive = _alive(self.info["pid"], self.info.get("proc_start"))
+            alive = process_alive(self.info["pid"], self.info.get("proc_start"))
         else:  # cannot be checked from here: trust it until it has been quiet for long
             alive = _idle_s(self.path) < STALE_RUN_S
         return "running" if alive else "interrupted"

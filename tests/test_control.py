@@ -47,20 +47,3 @@ def test_stop_ends_a_pause():
     ctl._pause()
     stop.set()  # the training's stop flag: the loop goes on to stop before its next batch
     assert next(events) == 1
-
-
-def test_a_child_whose_launcher_died_stops():
-    class Stop(threading.Event):
-        reason = ""
-
-        def stop(self, reason: str) -> None:
-            self.reason = reason
-            self.set()
-
-    ctl, stop = control.SignalControl(), Stop()
-    ctl.parent = -1  # as if re-parented: the launcher that started it is gone
-    events = ctl.wrap(iter(range(3)), stop, EpochTarget(1))
-    next(events)
-    assert not stop.is_set()
-    next(events)  # between two events: it notices
-    assert stop.is_set() and stop.reason == control.ORPHANED
