@@ -79,7 +79,8 @@ class ProcessJob:
         return self.proc.wait(timeout)
 
     def stop(self) -> None:
-        """SIGINT to the group (torchrun and every rank): they stop before the next batch."""
+        """SIGINT to the group: torchrun passes it on to every rank (each runs in a session of
+        its own), and they stop before the next batch."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGINT)
             if self.processes == 1:  # paused (or stopped by a SIGTSTP before its handler was
@@ -104,8 +105,14 @@ class ProcessJob:
             os.kill(self.proc.pid, sig)
 
     def kill(self) -> None:
+        """SIGKILL to torchrun's group and to every rank: torch starts each rank in a session
+        of its own, which a killed torchrun would otherwise leave running."""
+        ranks = children(self.proc.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        for pid in ranks:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def output_tail(self) -> str:
         """The last lines of what the group printed (not the JSON rows): why it ended."""
@@ -119,6 +126,20 @@ class ProcessJob:
 
     def cleanup(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux's /proc; none found elsewhere)."""
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # it ended meanwhile
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(entry.name))
+    return kids
 
 
 def launch_torchrun(

@@ -26,8 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from fmnist_core.gate import ENV, Gate  # noqa: E402
+from fmnist_core.launch import children  # noqa: E402
 from tests.conftest import write_tiny_dataset  # noqa: E402
-from tests.test_distributed import FLAGS, _children, _rank_of  # noqa: E402
+from tests.test_distributed import FLAGS, _rank_of  # noqa: E402
 
 PLAIN_EXIT = (
     f"import sys; sys.path.insert(0, {str(REPO)!r}); "
@@ -47,7 +48,7 @@ def one_try(entry: list[str], folder: Path, env: dict[str, str]) -> str:
     busy: list[subprocess.Popen] = []
     try:
         gate.wait_held(300)
-        rank1 = {_rank_of(pid): pid for pid in _children(proc.pid)}[1]
+        rank1 = {_rank_of(pid): pid for pid in children(proc.pid)}[1]
         for tid in os.listdir(f"/proc/{rank1}/task"):
             if Path(f"/proc/{rank1}/task/{tid}/comm").read_text().strip() == "pt_gloo_runloop":
                 subprocess.run(["chrt", "--idle", "-p", "0", tid], check=True)

@@ -21,14 +21,16 @@ from fmnist_core import cli, distributed, launch
 from fmnist_core.config import preset
 from fmnist_core.gate import ENV as GATE_ENV
 from fmnist_core.gate import Gate
+from fmnist_core.launch import children
 from fmnist_core.record import Replay
+from fmnist_core.runfiles import process_alive
 from fmnist_core.runs import find_run, list_runs
 from tests.conftest import REPO
 
 # 600 tiny images in global batches of 60: 10 steps per epoch, 30 ms each.
 FLAGS = ["--preset", "quick", "--train-subset", "600", "--batch-size", "60", "--epochs", "2",
          "--device", "cpu", "--json"]  # fmt: skip
-TIMEOUT_S = 300  # two processes importing torch on a loaded 2-core machine
+TIMEOUT_S = 30  # two processes importing torch on a loaded 2-core machine
 
 
 def torchrun(*args: str) -> list[str]:
@@ -98,19 +100,6 @@ def test_two_processes_make_one_run_with_single_process_numbers(tiny_env, runs_d
     ]  # the same numbers, exactly
 
 
-def _children(pid: int) -> list[int]:
-    kids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                kids.append(int(entry.name))
-    return kids
-
-
 def _rank_of(pid: int) -> int | None:
     try:
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
@@ -130,7 +119,7 @@ def test_a_stop_on_rank_1_stops_both_before_the_same_batch(tiny_env, runs_dir, t
                             env=env, start_new_session=True)  # fmt: skip
     try:
         gate.wait_held(TIMEOUT_S)
-        ranks = {_rank_of(pid): pid for pid in _children(proc.pid)}
+        ranks = {_rank_of(pid): pid for pid in children(proc.pid)}
         assert set(ranks) == {0, 1}, ranks
         os.kill(ranks[1], signal.SIGINT)  # Ctrl-C on rank 1 only
         gate.release()
@@ -156,7 +145,7 @@ def test_a_dead_rank_is_reported(tiny_env, runs_dir, tmp_path):
                             text=True, cwd=REPO, env=env, start_new_session=True)  # fmt: skip
     try:
         gate.wait_held(TIMEOUT_S)
-        ranks = {_rank_of(pid): pid for pid in _children(proc.pid)}
+        ranks = {_rank_of(pid): pid for pid in children(proc.pid)}
         os.kill(ranks[1], signal.SIGKILL)
         deadline = time.monotonic() + TIMEOUT_S
         while proc.poll() is None and time.monotonic() < deadline:
@@ -202,13 +191,37 @@ def test_launched_group_stops_on_one_signal_to_the_group(tiny_env, runs_dir, tmp
         gate.wait_held(TIMEOUT_S)
         run_id = job.run_id()
         assert run_id is not None and job.poll() is None
-        job.stop()  # what the app's Stop does: SIGINT to torchrun and every rank
+        ranks = children(job.proc.pid)
+        assert len(ranks) == 2
+        job.stop()  # what the app's Stop does: SIGINT to torchrun, which passes it on
         job.wait(TIMEOUT_S)
         state = Replay(runs_dir / run_id).read()
         assert (state.status, state.reason) == ("stopped", "stopped by the user"), job.output_tail()
         assert state.world_size == 2
         with pytest.raises(ProcessLookupError):  # nothing of the group is left
             os.killpg(job.proc.pid, 0)
+        assert not any(process_alive(pid, None) for pid in ranks)
+    finally:
+        job.kill()
+        job.cleanup()
+
+
+def test_kill_ends_torchrun_and_every_rank(tiny_env, runs_dir, tmp_path, monkeypatch):
+    gate = Gate(tmp_path / "gate")
+    gate.hold("step", 1)  # held for good: only the kill ends them
+    monkeypatch.setenv(GATE_ENV, str(gate.folder))
+    cfg = preset("quick").replace(train_subset=600, batch_size=60, epochs=2, device="cpu")
+    job = launch.launch_torchrun(cfg, 2, runs_dir)
+    try:
+        gate.wait_held(TIMEOUT_S)
+        ranks = children(job.proc.pid)
+        assert len(ranks) == 2
+        job.kill()
+        assert job.wait(TIMEOUT_S) == -signal.SIGKILL
+        deadline = time.monotonic() + TIMEOUT_S  # a SIGKILL takes effect a moment later
+        while any(process_alive(pid, None) for pid in ranks):
+            assert time.monotonic() < deadline, "a rank outlived the kill"
+            time.sleep(0.05)
     finally:
         job.kill()
         job.cleanup()
