@@ -33,8 +33,9 @@ from typing import NoReturn
 import torch
 import torch.distributed as dist
 
-# A peer that died shows up as a broken connection at once; this only bounds a hung peer.
-TIMEOUT = datetime.timedelta(minutes=10)
+# A peer that died shows up as a broken connection at once; this only bounds a hung peer, or
+# rank 0 making the sketch preset's drawings while the others wait (~3 min on 2 cores, once).
+TIMEOUT = datetime.timedelta(minutes=30)
 DIED = (
     "a process of the torchrun group failed or died ({error}); see torchrun's output for "
     "which rank and why"

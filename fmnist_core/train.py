@@ -257,10 +257,36 @@ def _prepare(
         test_y=tensors.test_y.to(device), model=model, net=net, optimizer=optimizer,
         scheduler=scheduler, amp=_use_amp(cfg, device), gen=gen, aug_gen=aug_gen,
         batches=batches, source=tensors.source, ctx=ctx,
-        drawn=drawings_of(tensors.train_x[idx], tensors.train_y[idx],
-                          stop=stop.is_set if stop else None).to(device)
+        drawn=_drawings(tensors.train_x[idx], tensors.train_y[idx], ctx, device, stop)
         if cfg.sketch_augment else None,
     )  # fmt: skip
+
+
+def _drawings(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    ctx: Dist | None,
+    device: torch.device,
+    stop: threading.Event | None,
+) -> torch.Tensor:
+    """The sketch preset's drawings of the photos ``x``, on ``device``. Under torchrun rank 0
+    makes them (or reads them from the cache) while the others wait, then the others read
+    rank 0's cache: drawn on every rank at once, the ranks' worker pools would share the same
+    cores N ways. A stop while rank 0 draws (DrawingStopped) ends every rank."""
+    asked = stop.is_set if stop else None
+    if ctx is None:
+        return drawings_of(x, y, stop=asked).to(device)
+    drawn, stopped = None, 0.0
+    if ctx.main:
+        try:
+            drawn = drawings_of(x, y, stop=asked)
+        except DrawingStopped:
+            stopped = 1.0
+    if distributed.all_sum([stopped], device)[0] > 0:
+        raise DrawingStopped("stopped while making the drawings")
+    if drawn is None:  # rank 0's cache; drawn here only where it could not be written
+        drawn = drawings_of(x, y, stop=asked)
+    return drawn.to(device)
 
 
 def _wrap_ddp(net: nn.Module, ctx: Dist, device: torch.device) -> nn.Module:

@@ -7,6 +7,7 @@ going when the test acts is held with the gate (fmnist_core/gate.py), never by a
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from fmnist_core import cli, distributed, launch
 from fmnist_core.config import preset
@@ -25,12 +27,14 @@ from fmnist_core.launch import children
 from fmnist_core.record import Replay
 from fmnist_core.runfiles import process_alive
 from fmnist_core.runs import find_run, list_runs
+from fmnist_core.sketchdraw import VERSIONS, DrawingStopped
 from tests.conftest import REPO
 
 # 600 tiny images in global batches of 60: 10 steps per epoch, 30 ms each.
 FLAGS = ["--preset", "quick", "--train-subset", "600", "--batch-size", "60", "--epochs", "2",
          "--device", "cpu", "--json"]  # fmt: skip
-TIMEOUT_S = 30  # two processes importing torch on a loaded 2-core machine
+train_module = importlib.import_module("fmnist_core.train")  # the package's `train` is the loop
+TIMEOUT_S = 300  # two processes importing torch on a loaded 2-core machine
 
 
 def torchrun(*args: str) -> list[str]:
@@ -163,6 +167,49 @@ def test_a_dead_rank_is_reported(tiny_env, runs_dir, tmp_path):
     assert "SIGKILL" in err or "Signal 9" in err, err[-2000:]
     (run,) = list_runs(runs_dir)
     assert run.status in ("failed", "interrupted")  # never "running", never "finished"
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+@pytest.mark.parametrize("stopped_on_0", [False, True])
+def test_rank_0_alone_makes_the_drawings_and_the_others_read_its_cache(monkeypatch, rank,
+                                                                        stopped_on_0):  # fmt: skip
+    calls: list[str] = []
+    x, y = torch.zeros(6, 1, 16, 16), torch.zeros(6, dtype=torch.long)
+
+    def drawings_of(x, y, stop=None):
+        calls.append("draw")
+        if stopped_on_0:  # only rank 0 gets this far when it is stopped while drawing
+            raise DrawingStopped("stopped while making the drawings")
+        return torch.zeros(2, len(x), 28, 28, dtype=torch.uint8)
+
+    def all_sum(values, device):  # the group's sum: rank 0's stop flag, whichever rank asks
+        calls.append("all_sum")
+        return [1.0 if stopped_on_0 else 0.0]
+
+    monkeypatch.setattr(train_module, "drawings_of", drawings_of)
+    monkeypatch.setattr(distributed, "all_sum", all_sum)
+    ctx = distributed.Dist(rank=rank, world_size=2, local_rank=rank)
+    if stopped_on_0:
+        with pytest.raises(DrawingStopped):  # every rank ends as stopped, none draws after
+            train_module._drawings(x, y, ctx, torch.device("cpu"), None)
+        assert calls == (["draw", "all_sum"] if rank == 0 else ["all_sum"])
+    else:
+        drawn = train_module._drawings(x, y, ctx, torch.device("cpu"), None)
+        assert drawn.shape == (2, 6, 28, 28)
+        # rank 0 draws (or reads the cache) first; the others only once it is done
+        assert calls == (["draw", "all_sum"] if rank == 0 else ["all_sum", "draw"])
+
+
+def test_two_processes_train_the_sketch_preset_with_one_set_of_drawings(tiny_env, tmp_path):
+    cache = tmp_path / "cache"
+    env = os.environ | {"OMP_NUM_THREADS": "1", "FMNIST_CACHE_DIR": str(cache)}
+    ddp = subprocess.run(torchrun(*FLAGS[:-3], "--epochs", "1", "--sketch-augment", "--json"),
+                         capture_output=True, text=True, cwd=REPO, env=env,
+                         timeout=TIMEOUT_S)  # fmt: skip
+    assert ddp.returncode == 0, ddp.stderr
+    rows, end = summary(ddp.stdout)
+    assert end["status"] == "finished" and len(rows) == 1
+    assert len(list(cache.glob("*.npy"))) == VERSIONS  # one file per version, made by rank 0
 
 
 @pytest.mark.parametrize(
