@@ -45,7 +45,8 @@ TOOLS = {"freedraw": "Freehand", "line": "Line", "rect": "Rectangle", "circle": 
 # The canvas's width and height (the drawing it sends has this size): small enough to fit,
 # with its tools above it, on an 800 px wide page and under the fold of a 1280x800 screen.
 CANVAS_PX = 320
-RESULT_PX = 560  # the widest the result column gets next to the canvas
+DEFAULT_TOOL, DEFAULT_STROKE, MIN_STROKE, MAX_STROKE = "freedraw", 12, 2, 40
+RESULT_PX = 440  # the result column: next to the canvas from a 1280 px wide window
 
 
 def _shipped(folder: Any, title: str) -> dict[str, tuple[Run, bool]]:
@@ -97,8 +98,8 @@ def pick_model() -> Loaded | None:
     if run is not None and not default and label.startswith("Active: "):
         st.caption(f"The active run: {run.label()}.")
     if default and run.path == SKETCH_MODEL_DIR:
-        st.caption("The model shipped for drawings (it learned from the training photos and "
-                   "from drawings of them). Your own runs are in the list.")  # fmt: skip
+        st.caption("Shipped for drawings: it learned from the training photos and drawings "
+                   "of them. Your own runs are in the list.")  # fmt: skip
     try:
         model = load_model(str(run.path), stamp(run))
     except RunError as exc:
@@ -112,17 +113,28 @@ def _clear() -> None:
     st.session_state[CLEARS_KEY] = st.session_state.get(CLEARS_KEY, 0) + 1
 
 
-def canvas_controls() -> tuple[str, int, bool]:
-    """(tool, stroke width, fill outlines) widgets, plus the Clear button."""
-    tool = st.segmented_control(
-        "Tool", list(TOOLS), format_func=lambda t: TOOLS.get(t, str(t)), default="freedraw",
+def pen() -> tuple[str, int]:
+    """(tool, stroke width) as the controls below the canvas hold them: read before the canvas
+    is made, which needs them (a forged tool: the default)."""
+    tool = st.session_state.get("sketch_tool", DEFAULT_TOOL)
+    stroke = st.session_state.get("sketch_stroke", DEFAULT_STROKE)
+    if not isinstance(stroke, int) or not MIN_STROKE <= stroke <= MAX_STROKE:
+        stroke = DEFAULT_STROKE
+    return (tool if tool in TOOLS else DEFAULT_TOOL), stroke
+
+
+def canvas_controls() -> None:
+    """The tool, stroke width and "Fill outlines" widgets (read through the session state:
+    ``pen``, ``fill_setting``), plus the Clear button."""
+    st.segmented_control(
+        "Tool", list(TOOLS), format_func=lambda t: TOOLS.get(t, str(t)), default=DEFAULT_TOOL,
         required=True, key="sketch_tool",
         help="Polygon: click the corners, then the first corner to close it.",
     )  # fmt: skip
-    stroke = st.slider("Stroke width", 2, 40, 12, key="sketch_stroke")
+    st.slider("Stroke width", MIN_STROKE, MAX_STROKE, DEFAULT_STROKE, key="sketch_stroke")
     fill_col, clear_col = st.columns([3, 2], vertical_alignment="center")
     with fill_col:
-        fill = st.toggle(
+        st.toggle(
             "Fill outlines", value=True, key="sketch_fill",
             help="Dataset images are filled silhouettes, so closed outlines are filled.",
         )  # fmt: skip
@@ -130,7 +142,6 @@ def canvas_controls() -> tuple[str, int, bool]:
         st.button(
             "Clear", on_click=_clear, key="sketch_clear", icon=":material/delete:", width="stretch"
         )
-    return tool if tool in TOOLS else "freedraw", stroke, fill  # a forged tool: the default
 
 
 def _canvas_key() -> str:
@@ -169,7 +180,6 @@ def canvas(tool: str, stroke: int, refused: str | None = None) -> None:
     # This st_canvas sends a stroke as soon as it ends (the package's waits 200 ms).
     from fmnist_app.canvas import st_canvas  # noqa: PLC0415
 
-    st.caption("Draw below with the mouse (or a finger). The canvas's toolbar has undo and redo.")
     if refused:
         st.error(refused)
     st_canvas(
@@ -185,7 +195,7 @@ def draw_panel(loaded: Loaded) -> None:
     stroke reruns only this, not the page above it (the model list reads the runs folder)."""
     # Side by side where both fit, else the result below (a wrapping row). The row is made in
     # here: made outside, the fragment would be its one child and stack the two.
-    with st.container(horizontal=True, gap="large"):
+    with st.container(horizontal=True, gap="medium"):
         left, right = st.container(width=CANVAS_PX + 24), st.container(width=RESULT_PX)
     # The answer is written first, into the right column: the browser redraws the page after
     # each element it receives, so the answer no longer waits for the ~10 elements of the
@@ -197,9 +207,11 @@ def draw_panel(loaded: Loaded) -> None:
         # After the answer, and always drawn (a switch not drawn in a run forgets its state).
         if explain_switch() and shown is not None:
             show_explanation("draw", loaded, shown)
-    with left:
-        tool, stroke, _ = canvas_controls()
-        canvas(tool, stroke, refused)
+    with left:  # the canvas first: on a laptop's screen it starts above the fold
+        canvas(*pen(), refused)
+        st.caption("Draw with the mouse (or a finger). Undo and redo: the toolbar that shows "
+                   "over the canvas's top edge when the pointer is on it.")  # fmt: skip
+        canvas_controls()
 
 
 def fill_setting() -> bool:

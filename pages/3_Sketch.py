@@ -12,11 +12,10 @@ from fmnist_app import sketch as ui  # noqa: E402
 from fmnist_app.common import show_data_error, sidebar_status  # noqa: E402
 
 status = sidebar_status()
-st.write(
-    "Draw one clothing item - a T-shirt, trousers, a bag, a sneaker... The drawing is framed "
-    "the way Fashion-MNIST frames its items (cropped, scaled to fill the 28x28 frame, centred, "
-    "outlines filled) and classified after every stroke. The default model was trained for "
-    "drawings; when it sees no clothing item, it says so."
+st.write(  # short: on a laptop's screen the whole canvas stays above the fold
+    "Draw one clothing item - a T-shirt, trousers, a bag, a sneaker... - and see after every "
+    "stroke what the model makes of it, framed as Fashion-MNIST frames its items (cropped, "
+    "scaled to 28x28, centred, outlines filled)."
 )
 if not status.ok:  # drawing still works (shipped model); training and test images need it
     show_data_error(status)

@@ -1,6 +1,7 @@
 """Every page at 800, 1024, 1280 and 1920 px wide: nothing overflows sideways, the Sketch
-canvas and its tools lie inside the window, the confusion matrix's cells are square and
-readable. Screenshots of each page at each width land in tests/e2e/screenshots/.
+canvas and its tools lie inside the window (on a laptop's first screen: the whole canvas, and
+the answer beside it), the confusion matrix's cells are square and readable. Screenshots of
+each page at each width land in tests/e2e/screenshots/.
 """
 
 from __future__ import annotations
@@ -9,7 +10,16 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from .conftest import screenshot
-from .ui import CONFUSION, HOME, SKETCH, TRAIN, assert_no_errors, main, open_page
+from .ui import (
+    CONFUSION,
+    HOME,
+    SKETCH,
+    TRAIN,
+    assert_no_errors,
+    draw_on_canvas,
+    main,
+    open_page,
+)
 
 WIDTHS = (800, 1024, 1280, 1920)
 HEIGHT = 900
@@ -63,6 +73,24 @@ def test_the_canvas_and_its_tools_are_inside_the_window(
         inside_window(page, button.bounding_box(), tool, width)
     inside_window(page, main(page).get_by_role("button", name="Clear").bounding_box(), "Clear",
                   width)  # fmt: skip
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (1440, 900)])
+def test_the_canvas_and_its_answer_are_on_a_laptops_first_screen(
+    page: Page, width: int, height: int, active_trained_run: str
+) -> None:
+    page.set_viewport_size({"width": width, "height": height})
+    open_page(page, SKETCH)
+    canvas = main(page).locator("canvas.upper-canvas")
+    expect(canvas).to_be_visible()
+    box = canvas.bounding_box()  # in the window, nothing scrolled: drawable at once
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height, box
+    draw_on_canvas(page, [[(0.3, 0.3), (0.7, 0.3), (0.7, 0.7), (0.3, 0.7), (0.3, 0.3)]])
+    answer = main(page).get_by_text("Prediction", exact=True)
+    expect(answer).to_be_visible()
+    seen = answer.bounding_box()  # beside the canvas, not below its controls
+    assert seen is not None and seen["x"] > box["x"] + box["width"], (box, seen)
+    assert seen["y"] < box["y"] + box["height"], (box, seen)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
