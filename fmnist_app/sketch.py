@@ -209,8 +209,8 @@ def draw_panel(loaded: Loaded) -> None:
             show_explanation("draw", loaded, shown)
     with left:  # the canvas first: on a laptop's screen it starts above the fold
         canvas(*pen(), refused)
-        st.caption("Draw with the mouse (or a finger). Undo and redo: the toolbar that shows "
-                   "over the canvas's top edge when the pointer is on it.")  # fmt: skip
+        st.caption("Draw with the mouse (or a finger); point at the canvas for its undo and "
+                   "redo buttons.")  # fmt: skip
         canvas_controls()
 
 
