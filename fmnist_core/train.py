@@ -269,22 +269,23 @@ def _drawings(
     device: torch.device,
     stop: threading.Event | None,
 ) -> torch.Tensor:
-    """The sketch preset's drawings of the photos ``x``, on ``device``. Under torchrun rank 0
-    makes them (or reads them from the cache) while the others wait, then the others read
-    rank 0's cache: drawn on every rank at once, the ranks' worker pools would share the same
-    cores N ways. A stop while rank 0 draws (DrawingStopped) ends every rank."""
+    """The sketch preset's drawings of the photos ``x``, on ``device``. Under torchrun the
+    first process of each machine (local rank 0) makes them, or reads them from the cache,
+    while the others wait, then the others read its cache: drawn by every process at once,
+    their worker pools would share the machine's cores N ways. A stop while they are drawn
+    (DrawingStopped) ends every rank."""
     asked = stop.is_set if stop else None
     if ctx is None:
         return drawings_of(x, y, stop=asked).to(device)
     drawn, stopped = None, 0.0
-    if ctx.main:
+    if ctx.local_rank == 0:
         try:
             drawn = drawings_of(x, y, stop=asked)
         except DrawingStopped:
             stopped = 1.0
     if distributed.all_sum([stopped], device)[0] > 0:
         raise DrawingStopped("stopped while making the drawings")
-    if drawn is None:  # rank 0's cache; drawn here only where it could not be written
+    if drawn is None:  # from the cache just made (drawn here only where it could not be written)
         drawn = drawings_of(x, y, stop=asked)
     return drawn.to(device)
 

@@ -171,7 +171,7 @@ def test_a_dead_rank_is_reported(tiny_env, runs_dir, tmp_path):
 
 @pytest.mark.parametrize("rank", [0, 1])
 @pytest.mark.parametrize("stopped_on_0", [False, True])
-def test_rank_0_alone_makes_the_drawings_and_the_others_read_its_cache(monkeypatch, rank,
+def test_local_rank_0_alone_makes_the_drawings_and_the_others_read_its_cache(monkeypatch, rank,
                                                                         stopped_on_0):  # fmt: skip
     calls: list[str] = []
     x, y = torch.zeros(6, 1, 16, 16), torch.zeros(6, dtype=torch.long)
@@ -196,7 +196,7 @@ def test_rank_0_alone_makes_the_drawings_and_the_others_read_its_cache(monkeypat
     else:
         drawn = train_module._drawings(x, y, ctx, torch.device("cpu"), None)
         assert drawn.shape == (2, 6, 28, 28)
-        # rank 0 draws (or reads the cache) first; the others only once it is done
+        # local rank 0 draws (or reads the cache) first; the others only once it is done
         assert calls == (["draw", "all_sum"] if rank == 0 else ["all_sum", "draw"])
 
 
@@ -209,7 +209,7 @@ def test_two_processes_train_the_sketch_preset_with_one_set_of_drawings(tiny_env
     assert ddp.returncode == 0, ddp.stderr
     rows, end = summary(ddp.stdout)
     assert end["status"] == "finished" and len(rows) == 1
-    assert len(list(cache.glob("*.npy"))) == VERSIONS  # one file per version, made by rank 0
+    assert len(list(cache.glob("*.npy"))) == VERSIONS  # one file per version, made by local rank 0
 
 
 @pytest.mark.parametrize(
