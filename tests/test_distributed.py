@@ -227,8 +227,9 @@ def test_train_args_rebuild_the_config(cfg):
     assert cli.config_from_args(args) == cfg
 
 
-def test_launched_group_stops_on_one_signal_to_the_group(tiny_env, runs_dir, tmp_path,
-                                                         monkeypatch):  # fmt: skip
+def launch_held_group(runs_dir: Path, tmp_path: Path, monkeypatch) -> launch.ProcessJob:
+    """A 2-process torchrun group started by launch.py, held by the gate after its first
+    step (so still running whatever the machine's speed); the caller kills it at the end."""
     gate = Gate(tmp_path / "gate")
     gate.hold("step", 1)
     monkeypatch.setenv(GATE_ENV, str(gate.folder))
@@ -236,6 +237,17 @@ def test_launched_group_stops_on_one_signal_to_the_group(tiny_env, runs_dir, tmp
     job = launch.launch_torchrun(cfg, 2, runs_dir)
     try:
         gate.wait_held(TIMEOUT_S)
+    except BaseException:
+        job.kill()
+        job.cleanup()
+        raise
+    return job
+
+
+def test_launched_group_stops_on_one_signal_to_the_group(tiny_env, runs_dir, tmp_path,
+                                                         monkeypatch):  # fmt: skip
+    job = launch_held_group(runs_dir, tmp_path, monkeypatch)
+    try:
         run_id = job.run_id()
         assert run_id is not None and job.poll() is None
         ranks = children(job.proc.pid)
@@ -254,13 +266,8 @@ def test_launched_group_stops_on_one_signal_to_the_group(tiny_env, runs_dir, tmp
 
 
 def test_kill_ends_torchrun_and_every_rank(tiny_env, runs_dir, tmp_path, monkeypatch):
-    gate = Gate(tmp_path / "gate")
-    gate.hold("step", 1)  # held for good: only the kill ends them
-    monkeypatch.setenv(GATE_ENV, str(gate.folder))
-    cfg = preset("quick").replace(train_subset=600, batch_size=60, epochs=2, device="cpu")
-    job = launch.launch_torchrun(cfg, 2, runs_dir)
+    job = launch_held_group(runs_dir, tmp_path, monkeypatch)  # held for good: only the kill
     try:
-        gate.wait_held(TIMEOUT_S)
         ranks = children(job.proc.pid)
         assert len(ranks) == 2
         job.kill()

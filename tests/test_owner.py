@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 
 from fmnist_app.jobs import JobManager
-from fmnist_core import launch
-from fmnist_core.config import TrainConfig, preset
+from fmnist_core.config import TrainConfig
 from fmnist_core.gate import ENV as GATE_ENV
 from fmnist_core.gate import Gate
 from fmnist_core.launch import children
 from fmnist_core.owner import ENV, ORPHANED, Owner
 from fmnist_core.record import Replay
-from fmnist_core.runfiles import process_alive
+from fmnist_core.runfiles import process_alive, process_start
 from fmnist_core.runs import find_run
+from tests.test_distributed import launch_held_group
 
 WAIT = 300  # seconds: children import torch on a loaded 2-core machine
 
@@ -38,14 +38,10 @@ def server() -> Iterator[subprocess.Popen]:
     proc.wait()
 
 
-def _start(proc: subprocess.Popen) -> str:
-    return Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-
-
 @pytest.fixture
 def launched_by(server, monkeypatch) -> Owner:
     """launch.py names ``server`` as the owner of what it starts, as the app's server would be."""
-    owner = Owner(server.pid, _start(server))
+    owner = Owner(server.pid, process_start(server.pid))
     monkeypatch.setattr(Owner, "this_process", classmethod(lambda cls: owner))
     return owner
 
@@ -63,7 +59,7 @@ def test_the_owner_travels_in_the_environment(monkeypatch, capsys):
 
 
 def test_an_owner_is_gone_when_exited_unreaped_or_replaced(server):
-    owner = Owner(server.pid, _start(server))
+    owner = Owner(server.pid, process_start(server.pid))
     assert not owner.gone()
     assert Owner(server.pid, "1").gone()  # the same pid, another start: a reused pid
     server.kill()
@@ -74,7 +70,7 @@ def test_an_owner_is_gone_when_exited_unreaped_or_replaced(server):
 
 
 def test_watch_calls_once_when_the_owner_goes_and_stops_when_told(server):
-    owner = Owner(server.pid, _start(server))
+    owner = Owner(server.pid, process_start(server.pid))
     calls: list[int] = []
     called = threading.Event()
     done = owner.watch(lambda: (calls.append(1), called.set()), poll_s=0.01)
@@ -112,13 +108,8 @@ def test_a_child_training_stops_keeping_its_epoch_when_its_server_goes(
 
 def test_a_torchrun_group_stops_when_its_server_goes(launched_by, server, runs_dir, tiny_env,
                                                       tmp_path, monkeypatch):  # fmt: skip
-    gate = Gate(tmp_path / "gate")
-    gate.hold("step", 1)
-    monkeypatch.setenv(GATE_ENV, str(gate.folder))
-    cfg = preset("quick").replace(train_subset=600, batch_size=60, epochs=2, device="cpu")
-    job = launch.launch_torchrun(cfg, 2, runs_dir)
+    job = launch_held_group(runs_dir, tmp_path, monkeypatch)
     try:
-        gate.wait_held(WAIT)
         environ = Path(f"/proc/{job.proc.pid}/environ").read_bytes().split(b"\0")
         assert f"{ENV}={launched_by.pid}:{launched_by.start}".encode() in environ
         ranks = children(job.proc.pid)
